@@ -1,0 +1,389 @@
+"""``clickstream``: run the pipeline locally.
+
+Commands: ``local up|down|status``, ``generate``, ``replay``, ``drain``, ``summary`` and
+``demo`` (what ``make run`` calls). Errors exit non-zero with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from clickstream.events import InvalidEvent, parse_event
+from clickstream.generator import PROFILES, GeneratorConfig, SendReport, generate, run_generator
+from clickstream.generator.config import count_mode_events
+from clickstream.generator.producer import send_records
+from clickstream.streams import KinesisRecordStream, StreamRecord
+from clickstream_local.reconcile import lake_event_ids, reconcile, stream_event_ids
+from clickstream_local.stack import LocalStack, StackError, StackState
+
+
+class Progress:
+    """One self-overwriting line on a terminal, a line every few seconds otherwise."""
+
+    def __init__(self, out: TextIO = sys.stderr, every: float = 5.0) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.every = every
+        self._last = 0.0
+
+    def show(self, text: str, *, force: bool = False) -> None:
+        """Show ``text`` now on a terminal, or if ``every`` seconds passed (or ``force``)."""
+        now = time.monotonic()
+        if self.tty:
+            self.out.write(f"\r\033[K{text}")
+            self.out.flush()
+        elif force or now - self._last >= self.every:
+            self.out.write(text + "\n")
+            self.out.flush()
+            self._last = now
+
+    def done(self) -> None:
+        """End the progress line."""
+        if self.tty:
+            self.out.write("\n")
+
+
+def _report_progress(progress: Progress, total: int | None) -> Callable[[SendReport], None]:
+    def show(report: SendReport) -> None:
+        goal = f"/{total:,}" if total else ""
+        progress.show(f"sent {report.sent:,}{goal} events, {report.accepted:,} accepted")
+
+    return show
+
+
+def _stream(state: StackState) -> tuple[KinesisRecordStream, str]:
+    name = state.template().resource("ClickstreamStream").physical_id
+    return KinesisRecordStream(state.client("kinesis"), name), name
+
+
+# ---------------------------------------------------------------------- local up/down/status
+def cmd_local_up(arguments: argparse.Namespace) -> int:
+    parameters = dict(_key_value(item) for item in arguments.param)
+    state, provisioned = LocalStack().up(
+        parameters, progress=lambda text: print(text, file=sys.stderr)
+    )
+    for resource in provisioned:
+        print(f"  {resource.status:<13} {resource.type:<40} {resource.physical_id}")
+    print(f"local stack up: AWS endpoint {state.endpoint_url}, control {state.control_url}")
+    print(f"export AWS_ENDPOINT_URL={state.endpoint_url}")
+    return 0
+
+
+def cmd_local_down(arguments: argparse.Namespace) -> int:
+    stack = LocalStack()
+    if not stack.down(keep_lake=not arguments.discard_lake):
+        print("the local stack was not running")
+        return 0
+    kept = "discarded" if arguments.discard_lake else f"saved to {stack.snapshot_dir}"
+    print(f"local stack stopped; lake {kept}")
+    return 0
+
+
+def cmd_local_status(arguments: argparse.Namespace) -> int:
+    stack = LocalStack()
+    state = stack.running()
+    status = stack.services_status()
+    if arguments.json:
+        print(json.dumps({"endpoint_url": state.endpoint_url, **status}, indent=2))
+        return 0
+    print(f"running since {datetime.fromtimestamp(state.started_at, UTC):%Y-%m-%d %H:%M:%S} UTC")
+    print(f"  AWS endpoint   {state.endpoint_url}\n  state folder   {stack.home}")
+    for poller in status["pollers"]:
+        print(
+            f"  poller  {poller['function']}/{poller['shard_id']}: read {poller['records_read']:,},"
+            f" done {poller['records_done']:,}, to on-failure {poller['records_to_destination']:,},"
+            f" invocations {poller['invocations']:,}, errors {poller['function_errors']:,}"
+        )
+    for delivery in status["deliveries"]:
+        print(
+            f"  firehose {delivery['name']}: in {delivery['records_in']:,}, delivered"
+            f" {delivery['records_delivered']:,} in {delivery['objects_written']:,} objects,"
+            f" buffered {delivery['buffered_records']:,}"
+        )
+    return 0
+
+
+# ---------------------------------------------------------------------- generate / replay
+def cmd_generate(arguments: argparse.Namespace) -> int:
+    state = LocalStack().running()
+    stream, name = _stream(state)
+    now = datetime.now(UTC)
+    config = _generator_config(arguments, name, now)
+    report = _run_generator(config, stream, now)
+    print(json.dumps(report.as_dict()))
+    return 0 if not report.unaccepted else 1
+
+
+def _generator_config(
+    arguments: argparse.Namespace, stream_name: str, now: datetime
+) -> GeneratorConfig:
+    settings: dict[str, Any] = {
+        "profile": arguments.profile,
+        "seed": arguments.seed,
+        "rate": arguments.rate,
+    }
+    if arguments.count is not None:
+        settings.update(mode="count", count=arguments.count)
+    else:
+        settings.update(mode="rate", duration=arguments.duration)
+    return GeneratorConfig.from_sources({"STREAM_NAME": stream_name}, settings, now)
+
+
+def _run_generator(
+    config: GeneratorConfig, stream: KinesisRecordStream, now: datetime
+) -> SendReport:
+    progress = Progress()
+    total = config.count if config.mode == "count" else int(config.rate * config.duration)
+    print(
+        f"generating {config.profile} events ({config.mode} mode, seed {config.seed}) into "
+        f"{stream.stream_name}",
+        file=sys.stderr,
+    )
+    report = run_generator(config, stream, now=now, on_progress=_report_progress(progress, total))
+    progress.done()
+    for event_id, code, message in report.unaccepted:
+        print(f"unaccepted: {event_id} {code}: {message}", file=sys.stderr)
+    return report
+
+
+def generated_event_ids(config: GeneratorConfig, now: datetime) -> list[str]:
+    """The ids a run with ``config`` started at ``now`` sends (generation is deterministic)."""
+    if config.mode == "count":
+        return [event.event_id for event in count_mode_events(config, now)]
+    events = generate(
+        config.profile, seed=config.seed, start=now, rate=config.rate, duration=config.duration
+    )
+    return [event.event_id for event in events]
+
+
+@dataclass
+class ReplayFile:
+    """Reads a JSON-lines file into stream records, keeping a list of rejected lines."""
+
+    path: Path
+    include_invalid: bool = False
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    valid: int = 0
+
+    def records(self) -> Iterator[StreamRecord]:
+        """A record per valid line (its bytes as-is); invalid lines are reported, not sent."""
+        with self.path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                line = raw.rstrip(b"\r\n")
+                try:
+                    event = parse_event(line)
+                except InvalidEvent as error:
+                    self.rejected.append((number, error.reason))
+                    if self.include_invalid:
+                        yield StreamRecord(line + b"\n", f"line-{number}")
+                    continue
+                self.valid += 1
+                yield StreamRecord(line + b"\n", event.partition_key, event.event_id)
+
+
+def cmd_replay(arguments: argparse.Namespace) -> int:
+    if not arguments.file.is_file():
+        raise StackError(f"no such file: {arguments.file}")
+    state = LocalStack().running()
+    stream, _ = _stream(state)
+    replay = ReplayFile(arguments.file, include_invalid=arguments.include_invalid)
+    progress = Progress()
+    report = send_records(replay.records(), stream, on_progress=_report_progress(progress, None))
+    progress.done()
+    for number, reason in replay.rejected:
+        print(f"{arguments.file}:{number}: rejected: {reason}", file=sys.stderr)
+    for event_id, code, message in report.unaccepted:
+        print(f"unaccepted: {event_id} {code}: {message}", file=sys.stderr)
+    summary = {
+        "lines": replay.valid + len(replay.rejected),
+        "valid": replay.valid,
+        "rejected": len(replay.rejected),
+        "sent": report.sent,
+        "accepted": report.accepted,
+        "unaccepted": len(report.unaccepted),
+    }
+    print(json.dumps(summary))
+    return 0 if not report.unaccepted else 1
+
+
+# ---------------------------------------------------------------------- drain / summary / demo
+def cmd_drain(arguments: argparse.Namespace) -> int:
+    progress = Progress()
+
+    def show(status: dict[str, Any]) -> None:
+        done = sum(p["records_done"] + p["records_to_destination"] for p in status["pollers"])
+        delivered = sum(d["records_in"] for d in status["deliveries"])
+        progress.show(f"draining: runner done {done:,} records, Firehose read {delivered:,}")
+
+    final = LocalStack().drain(timeout=arguments.timeout, progress=show)
+    progress.done()
+    print(f"drained in {final['drain_seconds']}s; flushed {len(final['flushed'])} objects")
+    return 0
+
+
+def cmd_summary(arguments: argparse.Namespace) -> int:
+    state = LocalStack().running()
+    _, stream_name = _stream(state)
+    ids = stream_event_ids(state.client("kinesis"), stream_name)
+    lake = lake_event_ids(state.client("s3"), _raw_bucket(state), "rawdata/")
+    result = reconcile([key for key in ids.elements() if key], sum(ids.values()), ids, lake)
+    print("\n".join(result.lines()))
+    return 0 if result.ok else 1
+
+
+def _raw_bucket(state: StackState) -> str:
+    return state.template().resource("RawBucket").physical_id
+
+
+def cmd_demo(arguments: argparse.Namespace) -> int:
+    stack = LocalStack()
+    if stack.load() is None or not _is_running(stack):
+        cmd_local_up(argparse.Namespace(param=[]))
+    state = stack.running()
+    stream, stream_name = _stream(state)
+    now = datetime.now(UTC)
+    config = _generator_config(arguments, stream_name, now)
+    report = _run_generator(config, stream, now)
+    cmd_drain(argparse.Namespace(timeout=arguments.timeout))
+    sent_ids = generated_event_ids(config, now)
+    result = reconcile(
+        sent_ids,
+        report.accepted,
+        stream_event_ids(state.client("kinesis"), stream_name),
+        lake_event_ids(state.client("s3"), _raw_bucket(state), "rawdata/"),
+    )
+    print(f"\nsummary of this run ({config.profile}, seed {config.seed}):")
+    print("\n".join(result.lines()))
+    print(
+        f"\nThe local stack keeps running at {state.endpoint_url} "
+        "(`clickstream local status`; stop it with `make down`)."
+    )
+    return 0 if result.ok else 1
+
+
+def _is_running(stack: LocalStack) -> bool:
+    try:
+        stack.running()
+    except StackError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------- parser
+def _key_value(text: str) -> tuple[str, str]:
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _add_generator_options(
+    parser: argparse.ArgumentParser, *, rate: float, duration: float
+) -> None:
+    parser.add_argument("--profile", choices=PROFILES, default="realistic", help="traffic profile")
+    parser.add_argument(
+        "--rate", type=float, default=rate, help="events per second (default %(default)s)"
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=duration,
+        help="seconds of paced sending (default %(default)s)",
+    )
+    parser.add_argument(
+        "--count", type=int, help="send N events at once instead (timestamps end now)"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="random seed (default %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="clickstream",
+        description="Run the clickstream analytics pipeline locally on a moto server.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    local = commands.add_parser("local", help="start, stop or inspect the local stack")
+    local_commands = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
+    up = local_commands.add_parser(
+        "up", help="start moto, provision template.yaml, start the runner and Firehose emulation"
+    )
+    up.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameter override",
+    )
+    up.set_defaults(handler=cmd_local_up)
+    down = local_commands.add_parser(
+        "down", help="flush, snapshot the lake to disk, stop everything"
+    )
+    down.add_argument(
+        "--discard-lake", action="store_true", help="do not snapshot S3 before stopping"
+    )
+    down.set_defaults(handler=cmd_local_down)
+    status = local_commands.add_parser("status", help="show the stack's endpoints and counters")
+    status.add_argument("--json", action="store_true", help="print the raw status document")
+    status.set_defaults(handler=cmd_local_status)
+
+    generate_parser = commands.add_parser("generate", help="send synthetic events to the stream")
+    _add_generator_options(generate_parser, rate=20, duration=60)
+    generate_parser.set_defaults(handler=cmd_generate)
+
+    replay = commands.add_parser(
+        "replay", help="put the events of a JSON-lines file (their own timestamps) into the stream"
+    )
+    replay.add_argument("file", type=Path, help="one JSON event per line")
+    replay.add_argument(
+        "--include-invalid",
+        action="store_true",
+        help="also send rejected lines, to exercise the consumers' quarantine",
+    )
+    replay.set_defaults(handler=cmd_replay)
+
+    drain = commands.add_parser(
+        "drain", help="wait until every consumer read everything, then flush Firehose buffers"
+    )
+    drain.add_argument("--timeout", type=float, default=300, help="seconds (default %(default)s)")
+    drain.set_defaults(handler=cmd_drain)
+
+    summary = commands.add_parser("summary", help="reconcile the stream with the raw layer")
+    summary.set_defaults(handler=cmd_summary)
+
+    demo = commands.add_parser(
+        "demo", help="up (if needed), generate, drain and print the reconciliation (`make run`)"
+    )
+    _add_generator_options(demo, rate=20, duration=60)
+    demo.add_argument("--timeout", type=float, default=300, help="drain timeout in seconds")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``clickstream`` command."""
+    arguments = build_parser().parse_args(argv)
+    try:
+        return int(arguments.handler(arguments))
+    except (StackError, ValueError, ClientError, BotoCoreError, OSError) as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"clickstream: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("clickstream: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Daemon process of the local stack: runs :class:`StackServices` until told to shut down."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from clickstream_local.cfn import Template
+from clickstream_local.services import StackServices, control_server
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m clickstream_local.daemon --template T --root R --endpoint URL --port P ...``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--template", type=Path, required=True)
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--stack-name", required=True)
+    parser.add_argument("--parameters", default="{}", help="JSON object of parameter overrides")
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"
+    )
+    template = Template.load(
+        arguments.template,
+        stack_name=arguments.stack_name,
+        parameter_overrides=json.loads(arguments.parameters),
+    )
+    services = StackServices(template, arguments.root, arguments.endpoint)
+    services.start()
+    server = control_server(services, arguments.port)
+
+    def terminate(*_: object) -> None:
+        def stop() -> None:
+            services.stop()
+            server.shutdown()
+
+        threading.Thread(target=stop, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, terminate)
+    logging.info(
+        "serving on 127.0.0.1:%d: %d pollers, %d delivery streams",
+        arguments.port,
+        len(services.pollers),
+        len(services.deliveries),
+    )
+    server.serve_forever(poll_interval=0.2)
+    server.server_close()
+    logging.info("stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Count what the pipeline holds at each stage and reconcile it with what was sent."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from clickstream_local.shard_reader import ShardReader, list_shard_ids
+
+
+def stream_event_ids(kinesis: Any, stream_name: str) -> Counter[str | None]:
+    """``event_id`` of every record in the stream (``None`` for records without one)."""
+    ids: Counter[str | None] = Counter()
+    for shard_id in list_shard_ids(kinesis, stream_name):
+        reader = ShardReader(kinesis, stream_name, shard_id, starting_position="TRIM_HORIZON")
+        while True:
+            records, behind = reader.read(10000)
+            ids.update(_event_id(record["Data"]) for record in records)
+            if not records and behind == 0:
+                break
+    return ids
+
+
+@dataclass(frozen=True)
+class LakeCount:
+    """Objects, lines and the ``event_id`` of each line under one S3 prefix."""
+
+    objects: int
+    lines: int
+    ids: Counter[str | None]
+
+
+def lake_event_ids(s3: Any, bucket: str, prefix: str) -> LakeCount:
+    """Read every object under ``prefix`` and count its JSON lines by ``event_id``."""
+    objects, lines = 0, 0
+    ids: Counter[str | None] = Counter()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            objects += 1
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            for line in body.splitlines():
+                if line.strip():
+                    lines += 1
+                    ids[_event_id(line)] += 1
+    return LakeCount(objects, lines, ids)
+
+
+def _event_id(data: bytes) -> str | None:
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    value = document.get("event_id") if isinstance(document, dict) else None
+    return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """This run's events at each stage of the raw path."""
+
+    sent: int
+    accepted: int
+    stream_records: int
+    raw_objects: int
+    raw_lines: int
+    raw_lines_of_run: int
+    missing_in_stream: int
+    missing_in_raw: int
+    duplicated_in_raw: int
+
+    @property
+    def ok(self) -> bool:
+        """Sent = stream records = raw lines, and each event_id exactly once in the raw layer."""
+        return (
+            self.sent == self.accepted == self.stream_records == self.raw_lines_of_run
+            and self.missing_in_stream == self.missing_in_raw == self.duplicated_in_raw == 0
+        )
+
+    def lines(self) -> list[str]:
+        """A printable summary, one fact per line."""
+        rows = [
+            ("events sent", self.sent),
+            ("events accepted by the stream", self.accepted),
+            ("records of this run in the stream", self.stream_records),
+            ("raw objects in rawdata/ (all runs)", self.raw_objects),
+            ("raw lines in rawdata/ (all runs)", self.raw_lines),
+            ("raw lines of this run", self.raw_lines_of_run),
+            ("event_ids sent but missing in the stream", self.missing_in_stream),
+            ("event_ids sent but missing in rawdata/", self.missing_in_raw),
+            ("event_ids more than once in rawdata/", self.duplicated_in_raw),
+        ]
+        width = max(len(label) for label, _ in rows)
+        text = [f"  {label:<{width}}  {value:>9,}" for label, value in rows]
+        verdict = (
+            "RECONCILED: sent = stream records = raw lines; every event_id once in rawdata/"
+            if self.ok
+            else "NOT RECONCILED: see the counts above"
+        )
+        return [*text, f"  {verdict}"]
+
+
+def reconcile(
+    sent_ids: Iterable[str],
+    accepted: int,
+    stream_ids: Counter[str | None],
+    lake: LakeCount,
+) -> Reconciliation:
+    """Compare the ids a run sent with the stream's and the raw layer's contents."""
+    sent = list(sent_ids)
+    run = set(sent)
+    return Reconciliation(
+        sent=len(sent),
+        accepted=accepted,
+        stream_records=sum(count for key, count in stream_ids.items() if key in run),
+        raw_objects=lake.objects,
+        raw_lines=lake.lines,
+        raw_lines_of_run=sum(count for key, count in lake.ids.items() if key in run),
+        missing_in_stream=sum(1 for key in run if stream_ids[key] == 0),
+        missing_in_raw=sum(1 for key in run if lake.ids[key] == 0),
+        duplicated_in_raw=sum(1 for key in run if lake.ids[key] > 1),
+    )

@@ -1,0 +1,136 @@
+"""The long-running local services: the event-source runner and Firehose emulation.
+
+They run together in one daemon process (``python -m clickstream_local.daemon``), configured
+entirely from ``template.yaml``, and answer a small JSON control API on loopback:
+``GET /status``, ``POST /flush`` and ``POST /shutdown``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from clickstream_local.aws import client_environment, local_client
+from clickstream_local.cfn import Template
+from clickstream_local.esm import FailureDestination, ShardPoller, kinesis_mappings
+from clickstream_local.firehose import DeliveryStreamConfig, FirehoseEmulator
+from clickstream_local.lambda_worker import LocalFunction, WorkerInvoker
+from clickstream_local.shard_reader import list_shard_ids
+
+logger = logging.getLogger(__name__)
+
+
+class StackServices:
+    """Every poller and delivery stream the template implies, started and stopped together."""
+
+    def __init__(self, template: Template, root: Path, endpoint_url: str) -> None:
+        self.template = template
+        self.endpoint_url = endpoint_url
+        kinesis = local_client("kinesis", endpoint_url)
+        functions = [
+            LocalFunction.from_template(template, resource, root)
+            for resource in template.resources("AWS::Serverless::Function")
+        ]
+        self.pollers: list[ShardPoller] = []
+        for mapping in kinesis_mappings(template, functions):
+            destination = (
+                FailureDestination(mapping.on_failure_arn, self._client)
+                if mapping.on_failure_arn
+                else None
+            )
+            for shard_id in list_shard_ids(kinesis, mapping.stream_name):
+                self.pollers.append(
+                    ShardPoller(
+                        mapping,
+                        shard_id,
+                        local_client("kinesis", endpoint_url),
+                        WorkerInvoker(mapping.function, client_environment(endpoint_url)),
+                        destination,
+                        region=template.region,
+                    )
+                )
+        self.deliveries: list[FirehoseEmulator] = []
+        for resource in template.resources("AWS::KinesisFirehose::DeliveryStream"):
+            config = DeliveryStreamConfig.from_resource(resource)
+            if config is not None:
+                self.deliveries.append(
+                    FirehoseEmulator(
+                        config,
+                        local_client("kinesis", endpoint_url),
+                        local_client("s3", endpoint_url),
+                    )
+                )
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = local_client(service, self.endpoint_url)
+            return self._clients[service]
+
+    def start(self) -> None:
+        """Start every poller and delivery stream."""
+        for delivery in self.deliveries:
+            delivery.start()
+        for poller in self.pollers:
+            poller.start()
+
+    def stop(self) -> None:
+        """Stop pollers after their current batch, then flush and stop delivery streams."""
+        for poller in self.pollers:
+            poller.stop()
+        for delivery in self.deliveries:
+            delivery.stop()
+
+    def flush(self) -> list[str]:
+        """Write every Firehose buffer to S3 now; returns the keys written."""
+        keys = [delivery.flush(reason="forced") for delivery in self.deliveries]
+        return [key for key in keys if key]
+
+    def status(self) -> dict[str, Any]:
+        """Counters of every poller and delivery stream."""
+        return {
+            "pollers": [poller.snapshot() for poller in self.pollers],
+            "deliveries": [delivery.snapshot() for delivery in self.deliveries],
+        }
+
+
+def control_server(services: StackServices, port: int) -> ThreadingHTTPServer:
+    """The control API on 127.0.0.1:``port``; ``/shutdown`` stops the services and the server."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self, body: Any, code: int = 200) -> None:
+            payload = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self) -> None:
+            if self.path == "/status":
+                self._reply(services.status())
+            else:
+                self._reply({"error": f"no route {self.path}"}, 404)
+
+        def do_POST(self) -> None:
+            if self.path == "/flush":
+                self._reply({"written": services.flush()})
+            elif self.path == "/shutdown":
+                services.stop()
+                self._reply({"stopped": True})
+                threading.Thread(target=server.shutdown, daemon=True).start()
+            else:
+                self._reply({"error": f"no route {self.path}"}, 404)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            logger.debug(format, *args)
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    return server

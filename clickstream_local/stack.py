@@ -1,0 +1,321 @@
+"""Start, stop, inspect and drain the local stack.
+
+State lives under one folder, ``.local/`` at the repository root (``CLICKSTREAM_HOME`` moves it):
+
+- ``stack.json``: ports, process ids and parameters of the running stack;
+- ``logs/moto.log`` and ``logs/daemon.log``: the servers' logs;
+- ``s3/<bucket>/<key>``: the lake. Moto keeps S3 in memory, so ``local down`` (and every
+  ``drain``) snapshots every bucket the template declares to this folder, and ``local up``
+  restores it. Streams, queues and tables start empty on each ``up``, like a fresh deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clickstream_local.aws import local_client
+from clickstream_local.cfn import DEFAULT_STACK_NAME, Template
+from clickstream_local.moto_server import (
+    free_port,
+    process_alive,
+    start_moto,
+    stop_process,
+    wait_until_ready,
+)
+from clickstream_local.provision import ProvisionedResource, Provisioner
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_root() -> Path:
+    """The repository holding ``template.yaml`` (``CLICKSTREAM_ROOT`` overrides)."""
+    return Path(os.environ.get("CLICKSTREAM_ROOT", PROJECT_ROOT))
+
+
+def state_home() -> Path:
+    """The local state folder (``CLICKSTREAM_HOME``, default ``<root>/.local``)."""
+    return Path(os.environ.get("CLICKSTREAM_HOME", project_root() / ".local"))
+
+
+class StackError(RuntimeError):
+    """A local-stack operation failed; the message is one line for the user."""
+
+
+@dataclass
+class StackState:
+    """What ``local up`` started, saved to ``stack.json``."""
+
+    endpoint_url: str
+    moto_pid: int
+    daemon_pid: int
+    control_url: str
+    stack_name: str = DEFAULT_STACK_NAME
+    template_path: str = ""
+    parameters: dict[str, str] = field(default_factory=dict)
+    started_at: float = 0.0
+
+    def template(self) -> Template:
+        """The template this stack was provisioned from."""
+        return Template.load(
+            Path(self.template_path),
+            stack_name=self.stack_name,
+            parameter_overrides=self.parameters,
+        )
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for this stack's endpoint."""
+        return local_client(service, self.endpoint_url)
+
+
+class LocalStack:
+    """Operations on the stack whose state lives in ``home``."""
+
+    def __init__(self, home: Path | None = None, root: Path | None = None) -> None:
+        self.home = home or state_home()
+        self.root = root or project_root()
+        self.state_file = self.home / "stack.json"
+        self.logs = self.home / "logs"
+        self.snapshot_dir = self.home / "s3"
+
+    # ------------------------------------------------------------------ state
+    def load(self) -> StackState | None:
+        """The saved state, or ``None`` when no stack was started."""
+        if not self.state_file.exists():
+            return None
+        return StackState(**json.loads(self.state_file.read_text()))
+
+    def running(self) -> StackState:
+        """The state of a live stack, or a :class:`StackError` saying how to start one."""
+        state = self.load()
+        if state is None or not (process_alive(state.moto_pid) and process_alive(state.daemon_pid)):
+            raise StackError("the local stack is not running: start it with `clickstream local up`")
+        return state
+
+    # ------------------------------------------------------------------ up / down
+    def up(
+        self,
+        parameters: Mapping[str, str] | None = None,
+        *,
+        template_path: Path | None = None,
+        stack_name: str = DEFAULT_STACK_NAME,
+        progress: Callable[[str], None] = lambda _: None,
+    ) -> tuple[StackState, list[ProvisionedResource]]:
+        """Start moto, provision the template, restore the lake, start the daemon."""
+        existing = self.load()
+        if existing is not None:
+            if process_alive(existing.moto_pid) and process_alive(existing.daemon_pid):
+                raise StackError(
+                    f"the local stack is already running at {existing.endpoint_url} "
+                    "(stop it with `clickstream local down`)"
+                )
+            self._kill(existing)
+        template_path = (template_path or self.root / "template.yaml").resolve()
+        template = Template.load(
+            template_path, stack_name=stack_name, parameter_overrides=parameters
+        )
+        self.logs.mkdir(parents=True, exist_ok=True)
+        progress("starting moto server")
+        moto, endpoint = start_moto(self.logs / "moto.log")
+        try:
+            progress(f"provisioning {template_path.name} on {endpoint}")
+            provisioned = Provisioner(template, endpoint).provision()
+            restored = self.restore_snapshot(template, endpoint)
+            if restored:
+                progress(f"restored {restored} lake objects from {self.snapshot_dir}")
+            progress("starting event-source runner and Firehose emulation")
+            daemon_pid, control_url = self._start_daemon(
+                template_path, stack_name, parameters, endpoint
+            )
+        except Exception:
+            stop_process(moto.pid)
+            raise
+        state = StackState(
+            endpoint_url=endpoint,
+            moto_pid=moto.pid,
+            daemon_pid=daemon_pid,
+            control_url=control_url,
+            stack_name=stack_name,
+            template_path=str(template_path),
+            parameters=dict(parameters or {}),
+            started_at=time.time(),
+        )
+        self.state_file.write_text(json.dumps(asdict(state), indent=2))
+        return state, provisioned
+
+    def _start_daemon(
+        self,
+        template_path: Path,
+        stack_name: str,
+        parameters: Mapping[str, str] | None,
+        endpoint: str,
+    ) -> tuple[int, str]:
+        port = free_port()
+        command = [
+            sys.executable,
+            "-m",
+            "clickstream_local.daemon",
+            "--template",
+            str(template_path),
+            "--root",
+            str(template_path.parent),
+            "--endpoint",
+            endpoint,
+            "--port",
+            str(port),
+            "--stack-name",
+            stack_name,
+            "--parameters",
+            json.dumps(dict(parameters or {})),
+        ]
+        with (self.logs / "daemon.log").open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        control_url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_ready(f"{control_url}/status", timeout=120, process=process)
+        except Exception as error:
+            stop_process(process.pid)
+            raise StackError(
+                f"the stack daemon did not start ({error}); see {self.logs}/daemon.log"
+            ) from None
+        return process.pid, control_url
+
+    def down(self, *, keep_lake: bool = True) -> bool:
+        """Flush and stop the daemon, snapshot the lake, stop moto. False if nothing ran."""
+        state = self.load()
+        if state is None:
+            return False
+        if process_alive(state.daemon_pid):
+            try:
+                _post(f"{state.control_url}/shutdown", timeout=120)
+            except OSError:
+                pass
+            _wait_exit(state.daemon_pid, 60)
+        if keep_lake and process_alive(state.moto_pid):
+            self.save_snapshot(state)
+        self._kill(state)
+        self.state_file.unlink(missing_ok=True)
+        return True
+
+    def _kill(self, state: StackState) -> None:
+        for pid in (state.daemon_pid, state.moto_pid):
+            stop_process(pid)
+
+    # ------------------------------------------------------------------ lake persistence
+    def save_snapshot(self, state: StackState) -> int:
+        """Copy every template bucket's objects to ``s3/``; returns the object count."""
+        s3 = state.client("s3")
+        staging = self.home / "s3.staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        count = 0
+        for bucket in _template_buckets(state.template()):
+            for key in _list_keys(s3, bucket):
+                target = staging / bucket / key
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+                count += 1
+        shutil.rmtree(self.snapshot_dir, ignore_errors=True)
+        staging.mkdir(parents=True, exist_ok=True)
+        staging.rename(self.snapshot_dir)
+        return count
+
+    def restore_snapshot(self, template: Template, endpoint: str) -> int:
+        """Upload the snapshot back into the template's buckets; returns the object count."""
+        if not self.snapshot_dir.is_dir():
+            return 0
+        s3 = local_client("s3", endpoint)
+        count = 0
+        for bucket in _template_buckets(template):
+            folder = self.snapshot_dir / bucket
+            if not folder.is_dir():
+                continue
+            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                s3.put_object(
+                    Bucket=bucket, Key=path.relative_to(folder).as_posix(), Body=path.read_bytes()
+                )
+                count += 1
+        return count
+
+    # ------------------------------------------------------------------ status and drain
+    def services_status(self) -> dict[str, Any]:
+        """The daemon's counters."""
+        return _get(f"{self.running().control_url}/status")
+
+    def drain(
+        self,
+        timeout: float = 300.0,
+        progress: Callable[[dict[str, Any]], None] = lambda _: None,
+    ) -> dict[str, Any]:
+        """Wait until every consumer has read everything put so far, then flush Firehose.
+
+        Done when each poller and delivery stream has made a read that started after this call,
+        found nothing new (MillisBehindLatest 0) and had nothing pending. Then every buffer is
+        written, and the lake is snapshotted to disk.
+        """
+        state = self.running()
+        started = time.time()
+        deadline = time.monotonic() + timeout
+        while True:
+            status = _get(f"{state.control_url}/status")
+            progress(status)
+            lagging = [
+                f"{p['function']}/{p['shard_id']}"
+                for p in status["pollers"]
+                if p["caught_up_at"] < started or p["pending"]
+            ] + [d["name"] for d in status["deliveries"] if d["caught_up_at"] < started]
+            if not lagging:
+                break
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"drain timed out after {timeout:.0f}s waiting for {', '.join(lagging)}"
+                )
+            time.sleep(0.2)
+        flushed = _post(f"{state.control_url}/flush")
+        self.save_snapshot(state)
+        final = _get(f"{state.control_url}/status")
+        final["flushed"] = flushed["written"]
+        final["drain_seconds"] = round(time.time() - started, 2)
+        return final
+
+
+def _template_buckets(template: Template) -> list[str]:
+    return [resource.physical_id for resource in template.resources("AWS::S3::Bucket")]
+
+
+def _list_keys(s3: Any, bucket: str, prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(item["Key"] for item in page.get("Contents", []))
+    return keys
+
+
+def _get(url: str, timeout: float = 30) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def _post(url: str, timeout: float = 60) -> Any:
+    request = urllib.request.Request(url, data=b"{}", method="POST")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def _wait_exit(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
