@@ -29,7 +29,7 @@ class TemplateError(ValueError):
 
 
 class _CfnLoader(yaml.SafeLoader):
-    """A YAML loader that turns ``!Ref x`` into ``{"Ref": x}`` and ``!Sub s`` into ``{"Fn::Sub": s}``."""
+    """A YAML loader turning ``!Ref x`` into ``{"Ref": x}``, ``!Sub s`` into ``{"Fn::Sub": s}``."""
 
 
 def _construct_intrinsic(loader: _CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
@@ -54,7 +54,7 @@ _CfnLoader.add_multi_constructor("!", _construct_intrinsic)
 def load_template_document(path: Path) -> dict[str, Any]:
     """Parse a CloudFormation/SAM YAML template into plain dicts."""
     with path.open(encoding="utf-8") as handle:
-        document = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        document = yaml.load(handle, Loader=_CfnLoader)
     if not isinstance(document, dict) or "Resources" not in document:
         raise TemplateError(f"{path} is not a CloudFormation template (no Resources)")
     return document
@@ -168,7 +168,9 @@ class Template:
             ),
             "AWS::IAM::Role": f"arn:{partition}:iam::{account}:role/{name}",
             "AWS::Logs::LogGroup": f"arn:{partition}:logs:{region}:{account}:log-group:{name}:*",
-            "AWS::Serverless::Function": f"arn:{partition}:lambda:{region}:{account}:function:{name}",
+            "AWS::Serverless::Function": (
+                f"arn:{partition}:lambda:{region}:{account}:function:{name}"
+            ),
             "AWS::Serverless::LayerVersion": (
                 f"arn:{partition}:lambda:{region}:{account}:layer:{name}:1"
             ),
@@ -283,7 +285,7 @@ class Template:
 
 
 def _merge_globals(globals_: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
-    """SAM's Globals rules: maps merge, lists concatenate (globals first), scalars are overridden."""
+    """SAM Globals: maps merge, lists concatenate (globals first), scalars are overridden."""
     merged = copy.deepcopy(globals_)
     for key, value in properties.items():
         current = merged.get(key)

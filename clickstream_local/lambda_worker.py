@@ -8,6 +8,7 @@ needs to apply retry, bisect and on-failure rules.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import multiprocessing
 import os
@@ -196,10 +197,8 @@ class WorkerInvoker:
     def close(self) -> None:
         """Stop the worker process."""
         if self._connection is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._connection.send(None)
-            except OSError:
-                pass
             self._connection.close()
             self._connection = None
         if self._process is not None:

@@ -41,7 +41,7 @@ class ProvisionedResource:
     logical_id: str
     type: str
     physical_id: str
-    status: str  # "created", "exists", "run locally" or "not emulated"
+    status: str  # "created", "exists", "skipped", "run locally" or "not emulated"
 
 
 class Provisioner:
@@ -66,6 +66,8 @@ class Provisioner:
             creator = self._creators().get(resource.type)
             if creator is None:
                 status = "run locally" if resource.type in RUN_LOCALLY_TYPES else "not emulated"
+            elif self.skip_reason(resource):
+                status = "skipped"
             elif self.exists(resource):
                 status = "exists"
             else:
@@ -109,9 +111,19 @@ class Provisioner:
             return False
         return True
 
+    def skip_reason(self, resource: Resource) -> str | None:
+        """Why a supported resource has nothing to create locally, if so."""
+        document = resource.properties.get("PolicyDocument", {})
+        if (
+            resource.type == "AWS::S3::BucketPolicy"
+            and not local_bucket_policy(document)["Statement"]
+        ):
+            return "only aws:SecureTransport statements, which the HTTP endpoint cannot meet"
+        return None
+
     def _bucket_policy_applied(self, resource: Resource) -> None:
         """Raises unless the local form of the policy is in place (nothing left is in place)."""
-        if local_bucket_policy(resource.properties["PolicyDocument"])["Statement"]:
+        if not self.skip_reason(resource):
             self.client("s3").get_bucket_policy(Bucket=resource.properties["Bucket"])
 
     def _creators(self) -> dict[str, Callable[[Resource], None]]:

@@ -128,7 +128,7 @@ def control_server(services: StackServices, port: int) -> ThreadingHTTPServer:
             else:
                 self._reply({"error": f"no route {self.path}"}, 404)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             logger.debug(format, *args)
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)

@@ -74,7 +74,7 @@ def list_shard_ids(kinesis: Any, stream_name: str) -> list[str]:
 
 
 def stream_name_from_arn(arn: str) -> str:
-    """``arn:...:stream/NAME`` or an enhanced fan-out consumer ARN ``.../stream/NAME/consumer/C:1``."""
+    """The name in a stream ARN or in an enhanced fan-out consumer ARN (``.../consumer/C:1``)."""
     _, _, resource = arn.partition(":stream/")
     if not resource:
         raise ValueError(f"{arn!r} is not a Kinesis stream or stream-consumer ARN")

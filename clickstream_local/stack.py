@@ -11,6 +11,7 @@ State lives under one folder, ``.local/`` at the repository root (``CLICKSTREAM_
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -201,10 +202,8 @@ class LocalStack:
         if state is None:
             return False
         if process_alive(state.daemon_pid):
-            try:
+            with contextlib.suppress(OSError):
                 _post(f"{state.control_url}/shutdown", timeout=120)
-            except OSError:
-                pass
             _wait_exit(state.daemon_pid, 60)
         if keep_lake and process_alive(state.moto_pid):
             self.save_snapshot(state)

@@ -1,0 +1,139 @@
+"""The whole local stack driven through the `clickstream` command, as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clickstream_local.provision import PROVISIONED_TYPES, Provisioner
+from clickstream_local.reconcile import lake_event_ids, stream_event_ids
+from clickstream_local.stack import LocalStack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+CLI = str(Path(sys.executable).with_name("clickstream"))
+
+
+def run(home: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the CLI with its state under ``home``."""
+    result = subprocess.run(
+        [CLI, *arguments],
+        env={**os.environ, "CLICKSTREAM_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(f"clickstream {' '.join(arguments)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A running local stack with its own state folder; stopped at the end."""
+    folder = tmp_path_factory.mktemp("stack")
+    run(folder, "local", "up")
+    yield folder
+    run(folder, "local", "down", check=False)
+
+
+def raw_layer(home: Path) -> tuple[int, int]:
+    state = LocalStack(home=home).running()
+    bucket = state.template().resource("RawBucket").physical_id
+    lake = lake_event_ids(state.client("s3"), bucket, "rawdata/")
+    return lake.objects, lake.lines
+
+
+def test_every_supported_template_resource_exists_after_local_up(home: Path) -> None:
+    # GIVEN the stack started by `clickstream local up`
+    state = LocalStack(home=home).running()
+    template = state.template()
+    provisioner = Provisioner(template, state.endpoint_url)
+    # THEN every resource of a type the local stack provisions exists on the endpoint
+    supported = [r for r in template.resources() if r.type in PROVISIONED_TYPES]
+    missing = [r.logical_id for r in supported if not provisioner.exists(r)]
+    assert supported and missing == []
+
+
+def test_generate_replay_drain_reconcile_and_persist(home: Path, tmp_path: Path) -> None:
+    # GIVEN 400 generated events and a replay file with 5 good and 5 bad lines
+    generated = json.loads(
+        run(home, "generate", "--profile", "classic", "--count", "400", "--seed", "11").stdout
+    )
+    assert generated["accepted"] == 400
+    good = [
+        {
+            "event_id": f"00000000-0000-4000-8000-{n:012d}",
+            "custid": n,
+            "trafficfrom": "google",
+            "url": "beer_cart",
+            "device": "browser",
+            "touchproduct": 7,
+            "trans_timestamp": f"2026-03-07T14:0{n}:00.000001",
+        }
+        for n in range(1, 6)
+    ]
+    bad_lines = [
+        b'{"event_id": "x", broken',
+        json.dumps({"custid": 1}).encode(),
+        json.dumps({**good[0], "custid": "seven"}).encode(),
+        json.dumps({**good[0], "trafficfrom": "x" * 5000}).encode(),
+        b'{"url": "\xff\xfe"}',
+    ]
+    lines = [json.dumps(good[0]).encode(), *bad_lines, *(json.dumps(g).encode() for g in good[1:])]
+    replay_file = tmp_path / "events.jsonl"
+    replay_file.write_bytes(b"\n".join(lines) + b"\n")
+    # WHEN the file is replayed
+    replayed = run(home, "replay", str(replay_file))
+    # THEN each bad line is reported with its number and reason, and every good line is sent
+    summary = json.loads(replayed.stdout)
+    assert summary == {
+        "lines": 10,
+        "valid": 5,
+        "rejected": 5,
+        "sent": 5,
+        "accepted": 5,
+        "unaccepted": 0,
+    }
+    reasons = [line for line in replayed.stderr.splitlines() if "rejected" in line]
+    assert [line.split(":")[1] for line in reasons] == ["2", "3", "4", "5", "6"]
+    assert "malformed JSON" in reasons[0]
+    assert "missing required field(s)" in reasons[1]
+    assert "custid: expected integer, got string" in reasons[2]
+    assert "over the 4096-byte limit" in reasons[3]
+    assert "not valid UTF-8" in reasons[4]
+    # WHEN the stack is drained
+    run(home, "drain")
+    # THEN stream records = raw lines = 405 and each event_id is in rawdata/ once
+    result = run(home, "summary")
+    assert "RECONCILED" in result.stdout
+    state = LocalStack(home=home).running()
+    stream = state.template().resource("ClickstreamStream").physical_id
+    in_stream = stream_event_ids(state.client("kinesis"), stream)
+    assert sum(in_stream.values()) == 405
+    objects, lines_in_raw = raw_layer(home)
+    assert lines_in_raw == 405 and objects >= 1
+    # WHEN the stack is stopped and started again
+    run(home, "local", "down")
+    down_status = run(home, "local", "status", check=False)
+    assert down_status.returncode == 1
+    assert down_status.stderr.strip().startswith(
+        "clickstream: error: the local stack is not running"
+    )
+    run(home, "local", "up")
+    # THEN the raw layer is still there, object for object
+    assert raw_layer(home) == (objects, lines_in_raw)
+
+
+def test_help_documents_every_command() -> None:
+    # WHEN asking for help
+    text = subprocess.run([CLI, "--help"], capture_output=True, text=True, check=True).stdout
+    # THEN every command is listed
+    for command in ("local", "generate", "replay", "drain", "summary", "demo"):
+        assert command in text

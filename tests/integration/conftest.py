@@ -1,0 +1,35 @@
+"""Integration fixtures: one real moto server over HTTP on loopback for the whole run."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clickstream_local.cfn import Template
+from clickstream_local.moto_server import start_moto, stop_process
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto server on a free loopback port, shared by the integration tests."""
+    process, endpoint = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield endpoint
+    stop_process(process.pid)
+
+
+@pytest.fixture
+def stack_name() -> str:
+    """A unique stack name, so each test gets its own resources on the shared server."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def project_template(stack_name: str, **parameters: str) -> Template:
+    """The project's template.yaml bound to ``stack_name``."""
+    unique = {"GlueDatabaseName": f"db_{stack_name}", **parameters}
+    return Template.load(ROOT / "template.yaml", stack_name=stack_name, parameter_overrides=unique)
