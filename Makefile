@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DEMO_SECONDS ?= 60
 DEMO_RATE ?= 20
 
-.PHONY: setup run test test-unit test-integration lint format up down status clean
+.PHONY: setup run test test-unit test-integration lint format up down status clean bench
 
 setup: $(STAMP)
 
@@ -52,3 +52,7 @@ status: setup
 clean:
 	-$(BIN)/clickstream local down 2>/dev/null
 	rm -rf .local .aws-sam .pytest_cache .ruff_cache
+
+## bench: ingestion benchmarks (ratios against baselines measured in the same run).
+bench: setup
+	$(BIN)/python bench/bench_ingest.py
