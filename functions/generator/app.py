@@ -13,6 +13,7 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from clickstream.generator import GeneratorConfig, RetryPolicy, run_generator
 from clickstream.streams import KinesisRecordStream
 

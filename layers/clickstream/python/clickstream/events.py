@@ -69,7 +69,7 @@ class Event:
         }
 
     def to_json_line(self) -> bytes:
-        """One compact JSON object terminated by a newline, as written to the stream and the lake."""
+        """One compact JSON object and a newline, as written to the stream and the lake."""
         return (json.dumps(self.to_dict(), separators=(",", ":")) + "\n").encode("utf-8")
 
     @property
