@@ -55,7 +55,7 @@ class Progress:
 
 def _report_progress(progress: Progress, total: int | None) -> Callable[[SendReport], None]:
     def show(report: SendReport) -> None:
-        goal = f"/{total:,}" if total else ""
+        goal = f" of ~{total:,}" if total else ""
         progress.show(f"sent {report.sent:,}{goal} events, {report.accepted:,} accepted")
 
     return show
