@@ -1,12 +1,13 @@
 """``clickstream``: run the pipeline locally.
 
-Commands: ``local up|down|status``, ``generate``, ``replay``, ``drain``, ``summary`` and
-``demo`` (what ``make run`` calls). Errors exit non-zero with a one-line reason.
+Commands: ``local up|down|status``, ``generate``, ``replay``, ``invoke``, ``drain``,
+``summary`` and ``demo`` (what ``make run`` calls). Errors exit non-zero with a one-line reason.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -23,6 +24,8 @@ from clickstream.generator import PROFILES, GeneratorConfig, SendReport, generat
 from clickstream.generator.config import count_mode_events
 from clickstream.generator.producer import send_records
 from clickstream.streams import KinesisRecordStream, StreamRecord
+from clickstream_local.aws import client_environment
+from clickstream_local.lambda_worker import LocalFunction, WorkerInvoker
 from clickstream_local.reconcile import lake_event_ids, reconcile, stream_event_ids
 from clickstream_local.stack import LocalStack, StackError, StackState
 
@@ -216,6 +219,29 @@ def cmd_replay(arguments: argparse.Namespace) -> int:
     return 0 if not report.unaccepted else 1
 
 
+def cmd_invoke(arguments: argparse.Namespace) -> int:
+    stack = LocalStack()
+    state = stack.running()
+    template = state.template()
+    resource = template.resource(arguments.function)
+    if resource.type != "AWS::Serverless::Function":
+        raise StackError(f"{arguments.function} is a {resource.type}, not a function")
+    event = json.loads(arguments.event.read_text()) if arguments.event else {}
+    function = LocalFunction.from_template(template, resource, Path(state.template_path).parent)
+    function = dataclasses.replace(
+        function, environment={**function.environment, **dict(map(_key_value, arguments.env))}
+    )
+    invoker = WorkerInvoker(function, client_environment(state.endpoint_url))
+    try:
+        outcome = invoker.invoke(event)
+    finally:
+        invoker.close()
+    if not outcome.ok:
+        raise StackError(f"{function.name} failed: {outcome.error_type}: {outcome.error_message}")
+    print(json.dumps(outcome.payload, default=str))
+    return 0
+
+
 # ---------------------------------------------------------------------- drain / summary / demo
 def cmd_drain(arguments: argparse.Namespace) -> int:
     progress = Progress()
@@ -358,6 +384,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     drain.add_argument("--timeout", type=float, default=300, help="seconds (default %(default)s)")
     drain.set_defaults(handler=cmd_drain)
+
+    invoke = commands.add_parser(
+        "invoke", help="run one function of the template once, like `sam local invoke`"
+    )
+    invoke.add_argument("function", help="logical id, e.g. GeneratorFunction")
+    invoke.add_argument("-e", "--event", type=Path, help="JSON event file, e.g. events/*.json")
+    invoke.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment variable"
+    )
+    invoke.set_defaults(handler=cmd_invoke)
 
     summary = commands.add_parser("summary", help="reconcile the stream with the raw layer")
     summary.set_defaults(handler=cmd_summary)

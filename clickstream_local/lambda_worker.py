@@ -112,7 +112,13 @@ def load_handler(function: LocalFunction) -> Callable[[Any, Any], Any]:
 def _worker_main(
     connection: Connection, function: LocalFunction, environment: dict[str, str]
 ) -> None:
-    """Entry point of a worker process: load the handler once, then serve invocations."""
+    """Entry point of a worker process: load the handler once, then serve invocations.
+
+    The function's log output (stdout) goes to the worker's stderr, as Lambda sends it to
+    CloudWatch Logs rather than to the caller.
+    """
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     os.environ.update(environment)
     os.environ.update(function.environment)
     os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", function.name)

@@ -135,5 +135,29 @@ def test_help_documents_every_command() -> None:
     # WHEN asking for help
     text = subprocess.run([CLI, "--help"], capture_output=True, text=True, check=True).stdout
     # THEN every command is listed
-    for command in ("local", "generate", "replay", "drain", "summary", "demo"):
+    for command in ("local", "generate", "replay", "invoke", "drain", "summary", "demo"):
         assert command in text
+
+
+def test_the_scheduled_generator_function_runs_unchanged_on_the_local_stack(home: Path) -> None:
+    # GIVEN the running stack and the sample scheduled event
+    state = LocalStack(home=home).running()
+    stream = state.template().resource("ClickstreamStream").physical_id
+    before = sum(stream_event_ids(state.client("kinesis"), stream).values())
+    sample = Path(__file__).resolve().parents[2] / "events" / "generator_schedule.json"
+    # WHEN the template's GeneratorFunction is invoked with it, in a worker process
+    result = run(
+        home,
+        "invoke",
+        "GeneratorFunction",
+        "-e",
+        str(sample),
+        "--env",
+        "GENERATOR_COUNT=50",
+        "--env",
+        "GENERATOR_SEED=5",
+    )
+    # THEN the handler reports 50 accepted events, and they are in the stream
+    report = json.loads(result.stdout)
+    assert report["accepted"] == 50 and report["unaccepted"] == []
+    assert sum(stream_event_ids(state.client("kinesis"), stream).values()) == before + 50
