@@ -103,9 +103,9 @@ class Template:
         self.parameters: dict[str, str] = {}
         for name, spec in declared.items():
             if name in self.parameter_overrides:
-                self.parameters[name] = str(self.parameter_overrides[name])
+                self.parameters[name] = _text(self.parameter_overrides[name])
             elif "Default" in spec:
-                self.parameters[name] = str(spec["Default"])
+                self.parameters[name] = _text(spec["Default"])
             else:
                 raise TemplateError(f"parameter {name} has no Default and no override")
         self._conditions: dict[str, bool] = {}
@@ -149,7 +149,9 @@ class Template:
             for part in name_key.split("."):
                 value = value.get(part) if isinstance(value, dict) else None
             if value is not None:
-                return str(self.resolve(value))
+                resolved = self.resolve(value)
+                if resolved is not NO_VALUE:
+                    return _text(resolved)
         return f"{self.stack_name}-{logical_id}".lower()
 
     def arn(self, logical_id: str) -> str:
@@ -275,27 +277,54 @@ class Template:
             if name.startswith("!"):
                 return "${" + name[1:] + "}"
             if name in variables:
-                return str(variables[name])
+                return _text(variables[name])
             if "." in name:
                 logical_id, attribute = name.split(".", 1)
                 return self.get_att(logical_id, attribute)
-            return str(self.ref(name))
+            return _text(self.ref(name))
 
         return re.sub(r"\$\{([^}]+)\}", replace, text)
 
 
-def _merge_globals(globals_: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
-    """SAM Globals: maps merge, lists concatenate (globals first), scalars are overridden."""
+def _merge_globals(
+    globals_: dict[str, Any], properties: dict[str, Any], path: str = ""
+) -> dict[str, Any]:
+    """SAM Globals: maps merge, lists concatenate (globals first), scalars are overridden.
+
+    As in SAM, an intrinsic function counts as a scalar, and ``Architectures`` is replaced.
+    """
     merged = copy.deepcopy(globals_)
     for key, value in properties.items():
         current = merged.get(key)
-        if isinstance(current, dict) and isinstance(value, dict):
-            merged[key] = _merge_globals(current, value)
-        elif isinstance(current, list) and isinstance(value, list):
+        child = f"{path}.{key}".lstrip(".")
+        if _is_map(current) and _is_map(value):
+            merged[key] = _merge_globals(current, value, child)
+        elif isinstance(current, list) and isinstance(value, list) and child not in _REPLACED:
             merged[key] = current + value
         else:
             merged[key] = value
     return merged
+
+
+_REPLACED = frozenset({"Architectures"})
+"""Global list properties SAM replaces rather than concatenates (one architecture per function)."""
+
+
+def _is_map(value: Any) -> bool:
+    """A plain mapping; a single-key ``Ref``/``Condition``/``Fn::*`` dict is a scalar."""
+    if not isinstance(value, dict):
+        return False
+    if len(value) == 1:
+        (key,) = value
+        return not (key in ("Ref", "Condition") or key.startswith("Fn::"))
+    return True
+
+
+def _text(value: Any) -> str:
+    """A scalar as CloudFormation stringifies it: YAML booleans become ``true``/``false``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _select(template: Template, argument: list[Any]) -> Any:
@@ -307,11 +336,11 @@ _INTRINSICS: dict[str, Any] = {
     "Ref": lambda t, a: t.ref(t.resolve(a)),
     "Fn::GetAtt": lambda t, a: t.get_att(*(a if isinstance(a, list) else a.split(".", 1))),
     "Fn::Sub": lambda t, a: t.sub(a),
-    "Fn::Join": lambda t, a: str(t.resolve(a[0])).join(str(x) for x in t.resolve(a[1])),
-    "Fn::Split": lambda t, a: str(t.resolve(a[1])).split(t.resolve(a[0])),
+    "Fn::Join": lambda t, a: _text(t.resolve(a[0])).join(_text(x) for x in t.resolve(a[1])),
+    "Fn::Split": lambda t, a: _text(t.resolve(a[1])).split(t.resolve(a[0])),
     "Fn::Select": _select,
     "Fn::If": lambda t, a: t.resolve(a[1] if t.condition(a[0]) else a[2]),
-    "Fn::Equals": lambda t, a: str(t.resolve(a[0])) == str(t.resolve(a[1])),
+    "Fn::Equals": lambda t, a: _text(t.resolve(a[0])) == _text(t.resolve(a[1])),
     "Fn::Not": lambda t, a: not t.resolve(a[0]),
     "Fn::And": lambda t, a: all(t.resolve(x) for x in a),
     "Fn::Or": lambda t, a: any(t.resolve(x) for x in a),

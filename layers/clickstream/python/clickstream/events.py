@@ -30,7 +30,8 @@ FIELDS: tuple[str, ...] = (
 )
 
 _TIMESTAMP = re.compile(
-    r"^(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d{1,6}))?(?P<zone>Z|\+00:00)?$"
+    r"(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d{1,6}))?(?P<zone>Z|\+00:00)?",
+    re.ASCII,
 )
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 _MAX_INT = 2**63 - 1
@@ -81,13 +82,13 @@ class Event:
 def format_timestamp(moment: datetime) -> str:
     """ISO-8601 UTC with microseconds and no offset, e.g. ``2026-03-07T14:04:56.683790``."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime(_TIMESTAMP_FORMAT)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="microseconds")
 
 
 def parse_timestamp(text: str) -> datetime:
     """Parse an event timestamp; UTC only (no offset, ``Z`` or ``+00:00``), up to microseconds."""
-    match = _TIMESTAMP.match(text)
+    match = _TIMESTAMP.fullmatch(text)
     if match is None:
         raise InvalidEvent(
             f"trans_timestamp: {text[:40]!r} is not ISO-8601 UTC like 2026-03-07T14:04:56.683790"
@@ -102,7 +103,12 @@ def parse_timestamp(text: str) -> datetime:
 
 def parse_event(data: bytes | str) -> Event:
     """Decode, parse and validate one raw record. Raises :class:`InvalidEvent` with the reason."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+    except UnicodeEncodeError as error:
+        raise InvalidEvent(
+            f"record is not valid Unicode (unpaired surrogate at character {error.start})"
+        ) from None
     if len(raw) > MAX_EVENT_BYTES:
         raise InvalidEvent(f"record is {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit")
     try:
@@ -112,12 +118,22 @@ def parse_event(data: bytes | str) -> Event:
     if not text.strip():
         raise InvalidEvent("record is empty")
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as error:
         raise InvalidEvent(
             f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
     return event_from_dict(document)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json`` object hook: a repeated key is ambiguous (readers disagree on which wins)."""
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise InvalidEvent(f"duplicate field: {key}")
+        document[key] = value
+    return document
 
 
 def event_from_dict(document: Any) -> Event:
@@ -169,6 +185,10 @@ def _text(document: dict[str, Any], name: str) -> str:
         raise InvalidEvent(f"{name}: must not be empty")
     if len(value) > MAX_TEXT_LENGTH:
         raise InvalidEvent(f"{name}: {len(value)} characters, over the {MAX_TEXT_LENGTH} limit")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidEvent(f"{name}: contains an unpaired UTF-16 surrogate") from None
     return value
 
 
