@@ -214,6 +214,8 @@ class Template:
             handler = _INTRINSICS.get(key)
             if handler is not None:
                 return handler(self, argument)
+            if key.startswith("Fn::"):
+                raise TemplateError(f"{key} is not supported by the local template reader")
         resolved = {key: self.resolve(item) for key, item in value.items()}
         return {key: item for key, item in resolved.items() if item is not NO_VALUE}
 

@@ -282,7 +282,9 @@ def local_bucket_policy(document: dict[str, Any]) -> dict[str, Any]:
     if isinstance(statements, dict):
         statements = [statements]
     kept = [
-        s for s in statements if "aws:SecureTransport" not in json.dumps(s.get("Condition", {}))
+        s
+        for s in statements
+        if "aws:securetransport" not in json.dumps(s.get("Condition", {})).lower()
     ]
     return {**document, "Statement": kept}
 

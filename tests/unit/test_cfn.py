@@ -555,3 +555,11 @@ def test_project_resources_all_resolve(project: Template) -> None:
         text = repr(resource.properties)
         assert "'Ref'" not in text
         assert "'Fn::" not in text, resource.logical_id
+
+
+def test_an_unsupported_intrinsic_is_an_error_not_a_silent_pass_through() -> None:
+    # GIVEN a template value using an intrinsic the local reader does not implement
+    template = Template({"Resources": {}})
+    # WHEN it is resolved THEN the reader says so
+    with pytest.raises(TemplateError, match="Fn::FindInMap is not supported"):
+        template.resolve({"Fn::FindInMap": ["Map", "Key", "Value"]})

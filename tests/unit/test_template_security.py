@@ -344,3 +344,17 @@ def test_render_prefix_rejects_unknown_expressions() -> None:
     # THEN it fails naming the expression
     with pytest.raises(ValueError, match=r"!\{partitionKeyFromQuery:custid\}"):
         render_prefix("x/!{partitionKeyFromQuery:custid}/", ARRIVAL)
+
+
+def test_secure_transport_statements_are_dropped_whatever_the_key_case() -> None:
+    # GIVEN a TLS-only statement whose condition key is spelled in lower case (IAM ignores case)
+    document = {
+        "Statement": [
+            {"Effect": "Deny", "Condition": {"Bool": {"aws:securetransport": "false"}}},
+            {"Effect": "Allow", "Action": "s3:GetObject"},
+        ]
+    }
+    # WHEN the local form is computed THEN only the TLS statement is dropped
+    assert local_bucket_policy(document)["Statement"] == [
+        {"Effect": "Allow", "Action": "s3:GetObject"}
+    ]
