@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +14,11 @@ from clickstream_local.aws import local_client
 from clickstream_local.cfn import Template
 from clickstream_local.provision import Provisioner
 from clickstream_local.services import StackServices
+from tests.factories import wait_for
 
 from .conftest import FIXTURES
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    """Poll ``condition`` until true; fail the test if it never is."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        time.sleep(0.1)
 
 
 class ProbeStack:

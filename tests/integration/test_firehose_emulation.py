@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,18 +10,11 @@ import pytest
 from clickstream_local.aws import local_client
 from clickstream_local.firehose import DeliveryStreamConfig, FirehoseEmulator
 from clickstream_local.provision import Provisioner
+from tests.factories import wait_for
 
 from .conftest import project_template
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        time.sleep(0.1)
 
 
 def start_emulator(

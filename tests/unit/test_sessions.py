@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
 import uuid
@@ -21,36 +20,9 @@ from clickstream.sessions import (
     gap_sessions,
     minute_sessions,
 )
+from tests.factories import MICROSECOND, at, make_event
 
-_ids = itertools.count(1)
-MICROSECOND = timedelta(microseconds=1)
 T0 = datetime(2026, 3, 7, 14, 4, 10, tzinfo=UTC)
-
-
-def at(text: str) -> datetime:
-    """A UTC datetime from ``YYYY-MM-DDTHH:MM:SS.ffffff``."""
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def make_event(
-    moment: datetime,
-    *,
-    custid: int = 1,
-    url: str = "beer_vitrine_nav",
-    trafficfrom: str = "google",
-    device: str = "browser",
-    event_id: str | None = None,
-) -> Event:
-    """An event at ``moment``; a fresh event_id unless one is given."""
-    return Event(
-        event_id=event_id or str(uuid.UUID(int=next(_ids))),
-        custid=custid,
-        trafficfrom=trafficfrom,
-        url=url,
-        device=device,
-        touchproduct=0,
-        trans_timestamp=moment,
-    )
 
 
 def epoch_seconds(moment: datetime) -> int:

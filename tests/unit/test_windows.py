@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 import random
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from clickstream.events import Event
 from clickstream.windows import (
     END_OF_STREAM,
     TOP_SOURCES,
@@ -28,35 +25,7 @@ from clickstream.windows import (
     window_keys,
     window_start,
 )
-
-_ids = itertools.count(1)
-MICROSECOND = timedelta(microseconds=1)
-
-
-def at(text: str) -> datetime:
-    """A UTC datetime from ``YYYY-MM-DDTHH:MM:SS.ffffff``."""
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def make_event(
-    moment: datetime,
-    *,
-    custid: int = 1,
-    url: str = "beer_vitrine_nav",
-    trafficfrom: str = "google",
-    device: str = "browser",
-    event_id: str | None = None,
-) -> Event:
-    """An event at ``moment``; a fresh event_id unless one is given."""
-    return Event(
-        event_id=event_id or str(uuid.UUID(int=next(_ids))),
-        custid=custid,
-        trafficfrom=trafficfrom,
-        url=url,
-        device=device,
-        touchproduct=0,
-        trans_timestamp=moment,
-    )
+from tests.factories import at, make_event
 
 
 @pytest.mark.parametrize(
