@@ -405,8 +405,7 @@ class ShardPoller:
                 "discarding %d records with no on-failure destination: %s", len(records), document
             )
         self.status.records_to_destination += len(records)
-        self._complete(records)
-        self.status.records_done -= len(records)
+        self.status.checkpoint = records[-1]["SequenceNumber"]
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy of the status."""

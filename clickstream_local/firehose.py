@@ -160,11 +160,12 @@ class FirehoseEmulator:
                 continue
             if records:
                 self.add(records)
-            elif behind == 0:
+                continue
+            if behind == 0:
                 with self._lock:
                     self._shard_caught_up[reader.shard_id] = started
                     self.status.caught_up_at = min(self._shard_caught_up.values())
-                self._stop.wait(self.poll_interval)
+            self._stop.wait(self.poll_interval)
 
     def add(self, records: list[dict[str, Any]]) -> None:
         """Append records to the buffer, flushing whenever it reaches the size hint."""
