@@ -329,7 +329,12 @@ def _add_generator_options(
     parser.add_argument(
         "--count", type=int, help="send N events at once instead (timestamps end now)"
     )
-    parser.add_argument("--seed", type=int, default=7, help="random seed (default %(default)s)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="random seed, for a reproducible run (default: the start time in ms, so every run"
+        " gets new event_ids)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
