@@ -10,6 +10,7 @@ import pytest
 
 from clickstream_local.cfn import Template
 from clickstream_local.moto_server import start_moto, stop_process
+from clickstream_local.opensearch import start_opensearch
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -21,6 +22,15 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process, endpoint = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
     yield endpoint
     stop_process(process.pid)
+
+
+@pytest.fixture(scope="session")
+def opensearch_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real OpenSearch node (Maven Central distribution, Java 17) on loopback for the run."""
+    folder = tmp_path_factory.mktemp("opensearch")
+    node = start_opensearch(folder / "node", folder / "opensearch.log")
+    yield node.url
+    node.stop()
 
 
 @pytest.fixture
