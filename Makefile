@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DEMO_SECONDS ?= 60
 DEMO_RATE ?= 20
 
-.PHONY: setup run test test-unit test-integration lint format up down status clean bench
+.PHONY: setup run test test-unit test-integration lint format up down status clean bench browser
 
 setup: $(STAMP)
 
@@ -22,7 +22,7 @@ run: setup
 	$(BIN)/clickstream demo --profile realistic --rate $(DEMO_RATE) --duration $(DEMO_SECONDS)
 
 ## test: lint, then the whole suite (unit, integration and end-to-end).
-test: setup lint
+test: setup lint browser
 	$(BIN)/pytest
 
 test-unit: setup
@@ -53,6 +53,18 @@ clean:
 	-$(BIN)/clickstream local down 2>/dev/null
 	rm -rf .local .aws-sam .pytest_cache .ruff_cache
 
-## bench: ingestion benchmarks (ratios against baselines measured in the same run).
+## bench: benchmarks, each a ratio against a baseline measured in the same run.
 bench: setup
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_search.py
+
+## browser: headless Chromium for the dashboard page tests (Debian package; needs root).
+browser:
+	@if [ -x /usr/bin/chromium ]; then \
+		echo "chromium present: /usr/bin/chromium"; \
+	elif [ "$$(id -u)" -eq 0 ]; then \
+		apt-get update && apt-get install -y --no-install-recommends chromium fonts-dejavu-core; \
+	else \
+		echo "chromium is missing: run 'sudo make browser' (or install Debian's chromium and fonts-dejavu-core)"; \
+		exit 1; \
+	fi

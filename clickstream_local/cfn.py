@@ -134,10 +134,16 @@ class Template:
         return Resource(logical_id, spec["Type"], resolved, self.physical_id(logical_id))
 
     def _spec(self, logical_id: str) -> dict[str, Any]:
-        try:
-            return self.document["Resources"][logical_id]
-        except KeyError:
-            raise TemplateError(f"no resource {logical_id!r} in the template") from None
+        resources = self.document["Resources"]
+        if logical_id in resources:
+            return resources[logical_id]
+        function_id = logical_id.removesuffix("Role")
+        if function_id != logical_id and resources.get(function_id, {}).get("Type") == (
+            "AWS::Serverless::Function"
+        ):
+            # SAM creates <Function>Role for a function without an explicit Role.
+            return {"Type": "AWS::IAM::Role", "Properties": {}}
+        raise TemplateError(f"no resource {logical_id!r} in the template")
 
     def physical_id(self, logical_id: str) -> str:
         """The name the resource gets: its explicit name property, else ``<stack>-<logicalid>``."""
@@ -363,4 +369,5 @@ _NAME_PROPERTIES: dict[str, str] = {
     "AWS::Logs::LogGroup": "LogGroupName",
     "AWS::IAM::Role": "RoleName",
     "AWS::Kinesis::StreamConsumer": "ConsumerName",
+    "AWS::OpenSearchService::Domain": "DomainName",
 }

@@ -23,10 +23,17 @@ from clickstream.events import InvalidEvent, parse_event
 from clickstream.generator import PROFILES, GeneratorConfig, SendReport, generate, run_generator
 from clickstream.generator.config import count_mode_events
 from clickstream.generator.producer import send_records
+from clickstream.search.documents import INDEX_PATTERN
 from clickstream.streams import KinesisRecordStream, StreamRecord
 from clickstream_local.aws import client_environment
 from clickstream_local.lambda_worker import LocalFunction, WorkerInvoker
-from clickstream_local.reconcile import lake_event_ids, reconcile, stream_event_ids
+from clickstream_local.reconcile import (
+    lake_event_ids,
+    reconcile,
+    search_document_count,
+    search_document_ids,
+    stream_event_ids,
+)
 from clickstream_local.stack import LocalStack, StackError, StackState
 
 
@@ -78,6 +85,8 @@ def cmd_local_up(arguments: argparse.Namespace) -> int:
     for resource in provisioned:
         print(f"  {resource.status:<13} {resource.type:<40} {resource.physical_id}")
     print(f"local stack up: AWS endpoint {state.endpoint_url}, control {state.control_url}")
+    if state.opensearch_url:
+        print(f"OpenSearch {state.opensearch_url}; live dashboard {state.control_url}/dashboard")
     print(f"export AWS_ENDPOINT_URL={state.endpoint_url}")
     return 0
 
@@ -227,7 +236,9 @@ def cmd_invoke(arguments: argparse.Namespace) -> int:
     if resource.type != "AWS::Serverless::Function":
         raise StackError(f"{arguments.function} is a {resource.type}, not a function")
     event = json.loads(arguments.event.read_text()) if arguments.event else {}
-    function = LocalFunction.from_template(template, resource, Path(state.template_path).parent)
+    function = LocalFunction.from_template(
+        template, resource, Path(state.template_path).parent
+    ).with_local_environment(state.local_environment())
     function = dataclasses.replace(
         function, environment={**function.environment, **dict(map(_key_value, arguments.env))}
     )
@@ -262,13 +273,24 @@ def cmd_summary(arguments: argparse.Namespace) -> int:
     _, stream_name = _stream(state)
     ids = stream_event_ids(state.client("kinesis"), stream_name)
     lake = lake_event_ids(state.client("s3"), _raw_bucket(state), "rawdata/")
-    result = reconcile([key for key in ids.elements() if key], sum(ids.values()), ids, lake)
+    sent = [key for key in ids.elements() if key]
+    result = reconcile(sent, sum(ids.values()), ids, lake, **_search_stage(state, sent))
     print("\n".join(result.lines()))
     return 0 if result.ok else 1
 
 
 def _raw_bucket(state: StackState) -> str:
     return state.template().resource("RawBucket").physical_id
+
+
+def _search_stage(state: StackState, event_ids: list[str]) -> dict[str, Any]:
+    """Searchable ids and the document total, when the stack runs OpenSearch."""
+    if state.opensearch_url is None:
+        return {}
+    return {
+        "searchable": search_document_ids(state.opensearch_url, INDEX_PATTERN, event_ids),
+        "search_documents": search_document_count(state.opensearch_url, INDEX_PATTERN),
+    }
 
 
 def cmd_demo(arguments: argparse.Namespace) -> int:
@@ -287,11 +309,14 @@ def cmd_demo(arguments: argparse.Namespace) -> int:
         report.accepted,
         stream_event_ids(state.client("kinesis"), stream_name),
         lake_event_ids(state.client("s3"), _raw_bucket(state), "rawdata/"),
+        **_search_stage(state, sent_ids),
     )
     print(f"\nsummary of this run ({config.profile}, seed {config.seed}):")
     print("\n".join(result.lines()))
+    if state.opensearch_url:
+        print(f"\nLive dashboard (unique visitors over time): {state.control_url}/dashboard")
     print(
-        f"\nThe local stack keeps running at {state.endpoint_url} "
+        f"The local stack keeps running at {state.endpoint_url} "
         "(`clickstream local status`; stop it with `make down`)."
     )
     return 0 if result.ok else 1

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from clickstream_local.cfn import Template
+from clickstream_local.dashboard import NoWindowResults, UniqueVisitorsSource, dashboard_app
 from clickstream_local.services import StackServices, control_server
 
 
@@ -22,6 +23,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--stack-name", required=True)
     parser.add_argument("--parameters", default="{}", help="JSON object of parameter overrides")
+    parser.add_argument(
+        "--local-environment", default="{}", help="JSON object of local function environment values"
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"
@@ -31,9 +35,20 @@ def main(argv: list[str] | None = None) -> None:
         stack_name=arguments.stack_name,
         parameter_overrides=json.loads(arguments.parameters),
     )
-    services = StackServices(template, arguments.root, arguments.endpoint)
+    services = StackServices(
+        template,
+        arguments.root,
+        arguments.endpoint,
+        local_environment=json.loads(arguments.local_environment),
+    )
     services.start()
-    server = control_server(services, arguments.port)
+    local_environment = json.loads(arguments.local_environment)
+    dashboard = None
+    if "OPENSEARCH_URL" in local_environment:
+        dashboard = dashboard_app(
+            UniqueVisitorsSource.from_url(local_environment["OPENSEARCH_URL"]), NoWindowResults()
+        )
+    server = control_server(services, arguments.port, dashboard)
 
     def terminate(*_: object) -> None:
         def stop() -> None:

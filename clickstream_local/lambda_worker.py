@@ -9,6 +9,7 @@ needs to apply retry, bisect and on-failure rules.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import multiprocessing
 import os
@@ -39,6 +40,11 @@ class LocalFunction:
     memory_mb: int
     layer_paths: tuple[Path, ...] = ()
     events: dict[str, Any] = field(default_factory=dict)
+
+    def with_local_environment(self, overrides: Mapping[str, str]) -> LocalFunction:
+        """The function with local endpoint values for the variables it declares."""
+        environment = {key: overrides.get(key, value) for key, value in self.environment.items()}
+        return dataclasses.replace(self, environment=environment)
 
     @classmethod
     def from_template(cls, template: Template, resource: Resource, root: Path) -> LocalFunction:

@@ -30,8 +30,8 @@ PROVISIONED_TYPES = (
 )
 """Resource types created on the moto server."""
 
-RUN_LOCALLY_TYPES = ("AWS::Serverless::Function",)
-"""Resource types the local stack runs itself (functions, through the event-source runner)."""
+RUN_LOCALLY_TYPES = ("AWS::Serverless::Function", "AWS::OpenSearchService::Domain")
+"""Resource types the local stack runs itself: functions (event-source runner), OpenSearch."""
 
 
 @dataclass(frozen=True)

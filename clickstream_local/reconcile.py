@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from opensearchpy import OpenSearch
+
 from clickstream_local.shard_reader import ShardReader, list_shard_ids
 
 
@@ -57,6 +59,31 @@ def _event_id(data: bytes) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def search_document_ids(url: str, index_pattern: str, event_ids: Iterable[str]) -> set[str]:
+    """Which of ``event_ids`` are searchable documents (after a refresh) in ``index_pattern``."""
+    client = OpenSearch(hosts=[url], timeout=60)
+    client.indices.refresh(index=index_pattern, ignore_unavailable=True, allow_no_indices=True)
+    wanted = list(event_ids)
+    found: set[str] = set()
+    for offset in range(0, len(wanted), 1000):
+        chunk = wanted[offset : offset + 1000]
+        response = client.search(
+            index=index_pattern,
+            body={"size": len(chunk), "_source": False, "query": {"ids": {"values": chunk}}},
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )
+        found.update(hit["_id"] for hit in response["hits"]["hits"])
+    return found
+
+
+def search_document_count(url: str, index_pattern: str) -> int:
+    """All documents in ``index_pattern``."""
+    client = OpenSearch(hosts=[url], timeout=60)
+    response = client.count(index=index_pattern, ignore_unavailable=True, allow_no_indices=True)
+    return int(response["count"])
+
+
 @dataclass(frozen=True)
 class Reconciliation:
     """This run's events at each stage of the raw path."""
@@ -70,14 +97,17 @@ class Reconciliation:
     missing_in_stream: int
     missing_in_raw: int
     duplicated_in_raw: int
+    search_documents: int | None = None
+    searchable_of_run: int | None = None
 
     @property
     def ok(self) -> bool:
         """Sent = stream records = raw lines, and each event_id exactly once in the raw layer."""
-        return (
+        raw_ok = (
             self.sent == self.accepted == self.stream_records == self.raw_lines_of_run
             and self.missing_in_stream == self.missing_in_raw == self.duplicated_in_raw == 0
         )
+        return raw_ok and self.searchable_of_run in (None, self.sent)
 
     def lines(self) -> list[str]:
         """A printable summary, one fact per line."""
@@ -92,10 +122,17 @@ class Reconciliation:
             ("event_ids sent but missing in rawdata/", self.missing_in_raw),
             ("event_ids more than once in rawdata/", self.duplicated_in_raw),
         ]
+        if self.searchable_of_run is not None and self.search_documents is not None:
+            rows += [
+                ("documents in OpenSearch (all runs)", self.search_documents),
+                ("event_ids of this run searchable", self.searchable_of_run),
+            ]
         width = max(len(label) for label, _ in rows)
         text = [f"  {label:<{width}}  {value:>9,}" for label, value in rows]
+        searched = "" if self.searchable_of_run is None else "; each one document in OpenSearch"
         verdict = (
             "RECONCILED: sent = stream records = raw lines; every event_id once in rawdata/"
+            + searched
             if self.ok
             else "NOT RECONCILED: see the counts above"
         )
@@ -107,6 +144,8 @@ def reconcile(
     accepted: int,
     stream_ids: Counter[str | None],
     lake: LakeCount,
+    searchable: set[str] | None = None,
+    search_documents: int | None = None,
 ) -> Reconciliation:
     """Compare the ids a run sent with the stream's and the raw layer's contents."""
     sent = list(sent_ids)
@@ -121,4 +160,6 @@ def reconcile(
         missing_in_stream=sum(1 for key in run if stream_ids[key] == 0),
         missing_in_raw=sum(1 for key in run if lake.ids[key] == 0),
         duplicated_in_raw=sum(1 for key in run if lake.ids[key] > 1),
+        search_documents=search_documents,
+        searchable_of_run=None if searchable is None else len(run & searchable),
     )

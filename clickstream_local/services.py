@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from clickstream_local.aws import client_environment, local_client
 from clickstream_local.cfn import Template
+from clickstream_local.dashboard import DashboardApp
 from clickstream_local.esm import FailureDestination, ShardPoller, kinesis_mappings
 from clickstream_local.firehose import DeliveryStreamConfig, FirehoseEmulator
 from clickstream_local.lambda_worker import LocalFunction, WorkerInvoker
@@ -27,12 +30,20 @@ logger = logging.getLogger(__name__)
 class StackServices:
     """Every poller and delivery stream the template implies, started and stopped together."""
 
-    def __init__(self, template: Template, root: Path, endpoint_url: str) -> None:
+    def __init__(
+        self,
+        template: Template,
+        root: Path,
+        endpoint_url: str,
+        local_environment: Mapping[str, str] | None = None,
+    ) -> None:
         self.template = template
         self.endpoint_url = endpoint_url
         kinesis = local_client("kinesis", endpoint_url)
         functions = [
-            LocalFunction.from_template(template, resource, root)
+            LocalFunction.from_template(template, resource, root).with_local_environment(
+                local_environment or {}
+            )
             for resource in template.resources("AWS::Serverless::Function")
         ]
         self.pollers: list[ShardPoller] = []
@@ -100,8 +111,13 @@ class StackServices:
         }
 
 
-def control_server(services: StackServices, port: int) -> ThreadingHTTPServer:
-    """The control API on 127.0.0.1:``port``; ``/shutdown`` stops the services and the server."""
+def control_server(
+    services: StackServices, port: int, dashboard: DashboardApp | None = None
+) -> ThreadingHTTPServer:
+    """The control API on 127.0.0.1:``port``; ``/shutdown`` stops the services and the server.
+
+    With ``dashboard``, the live dashboard is served under ``/dashboard``.
+    """
 
     class Handler(BaseHTTPRequestHandler):
         def _reply(self, body: Any, code: int = 200) -> None:
@@ -113,7 +129,16 @@ def control_server(services: StackServices, port: int) -> ThreadingHTTPServer:
             self.wfile.write(payload)
 
         def do_GET(self) -> None:
-            if self.path == "/status":
+            parts = urlsplit(self.path)
+            if dashboard is not None and parts.path.startswith("/dashboard"):
+                status, content_type, body = dashboard(parts.path, parts.query)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+            elif self.path == "/status":
                 self._reply(services.status())
             else:
                 self._reply({"error": f"no route {self.path}"}, 404)

@@ -33,6 +33,7 @@ from clickstream_local.moto_server import (
     stop_process,
     wait_until_ready,
 )
+from clickstream_local.opensearch import start_opensearch
 from clickstream_local.provision import ProvisionedResource, Provisioner
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +65,21 @@ class StackState:
     template_path: str = ""
     parameters: dict[str, str] = field(default_factory=dict)
     started_at: float = 0.0
+    opensearch_pid: int | None = None
+    opensearch_url: str | None = None
+
+    def local_environment(self) -> dict[str, str]:
+        """Function environment values that differ locally: the endpoints of local services.
+
+        Applied to every function that declares the variable in the template.
+        """
+        if self.opensearch_url is None:
+            return {}
+        return {"OPENSEARCH_URL": self.opensearch_url, "OPENSEARCH_AUTH": "none"}
+
+    def pids(self) -> list[int]:
+        """Every process this stack started."""
+        return [pid for pid in (self.daemon_pid, self.moto_pid, self.opensearch_pid) if pid]
 
     def template(self) -> Template:
         """The template this stack was provisioned from."""
@@ -98,7 +114,7 @@ class LocalStack:
     def running(self) -> StackState:
         """The state of a live stack, or a :class:`StackError` saying how to start one."""
         state = self.load()
-        if state is None or not (process_alive(state.moto_pid) and process_alive(state.daemon_pid)):
+        if state is None or not all(process_alive(pid) for pid in state.pids()):
             raise StackError("the local stack is not running: start it with `clickstream local up`")
         return state
 
@@ -114,7 +130,7 @@ class LocalStack:
         """Start moto, provision the template, restore the lake, start the daemon."""
         existing = self.load()
         if existing is not None:
-            if process_alive(existing.moto_pid) and process_alive(existing.daemon_pid):
+            if all(process_alive(pid) for pid in existing.pids()):
                 raise StackError(
                     f"the local stack is already running at {existing.endpoint_url} "
                     "(stop it with `clickstream local down`)"
@@ -127,29 +143,33 @@ class LocalStack:
         self.logs.mkdir(parents=True, exist_ok=True)
         progress("starting moto server")
         moto, endpoint = start_moto(self.logs / "moto.log")
+        state = StackState(
+            endpoint_url=endpoint,
+            moto_pid=moto.pid,
+            daemon_pid=0,
+            control_url="",
+            stack_name=stack_name,
+            template_path=str(template_path),
+            parameters=dict(parameters or {}),
+            started_at=time.time(),
+        )
         try:
             progress(f"provisioning {template_path.name} on {endpoint}")
             provisioned = Provisioner(template, endpoint).provision()
             restored = self.restore_snapshot(template, endpoint)
             if restored:
                 progress(f"restored {restored} lake objects from {self.snapshot_dir}")
+            if template.resources("AWS::OpenSearchService::Domain"):
+                progress("starting OpenSearch (the first run fetches it from Maven Central)")
+                node = start_opensearch(self.home / "opensearch", self.logs / "opensearch.log")
+                state.opensearch_pid, state.opensearch_url = node.pid, node.url
             progress("starting event-source runner and Firehose emulation")
-            daemon_pid, control_url = self._start_daemon(
-                template_path, stack_name, parameters, endpoint
+            state.daemon_pid, state.control_url = self._start_daemon(
+                template_path, stack_name, parameters, endpoint, state.local_environment()
             )
         except Exception:
-            stop_process(moto.pid)
+            self._kill(state)
             raise
-        state = StackState(
-            endpoint_url=endpoint,
-            moto_pid=moto.pid,
-            daemon_pid=daemon_pid,
-            control_url=control_url,
-            stack_name=stack_name,
-            template_path=str(template_path),
-            parameters=dict(parameters or {}),
-            started_at=time.time(),
-        )
         self.state_file.write_text(json.dumps(asdict(state), indent=2))
         return state, provisioned
 
@@ -159,6 +179,7 @@ class LocalStack:
         stack_name: str,
         parameters: Mapping[str, str] | None,
         endpoint: str,
+        local_environment: Mapping[str, str],
     ) -> tuple[int, str]:
         port = free_port()
         command = [
@@ -177,6 +198,8 @@ class LocalStack:
             stack_name,
             "--parameters",
             json.dumps(dict(parameters or {})),
+            "--local-environment",
+            json.dumps(dict(local_environment)),
         ]
         with (self.logs / "daemon.log").open("ab") as log:
             process = subprocess.Popen(
@@ -212,8 +235,8 @@ class LocalStack:
         return True
 
     def _kill(self, state: StackState) -> None:
-        for pid in (state.daemon_pid, state.moto_pid):
-            stop_process(pid)
+        for pid in state.pids():
+            stop_process(pid, timeout=30)
 
     # ------------------------------------------------------------------ lake persistence
     def save_snapshot(self, state: StackState) -> int:

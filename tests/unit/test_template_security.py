@@ -358,3 +358,48 @@ def test_secure_transport_statements_are_dropped_whatever_the_key_case() -> None
     assert local_bucket_policy(document)["Statement"] == [
         {"Effect": "Allow", "Action": "s3:GetObject"}
     ]
+
+
+def test_search_domain_is_encrypted_https_only_and_open_to_two_roles_only(
+    template: dict[str, Any],
+) -> None:
+    # GIVEN the OpenSearch Service domain
+    (domain,) = of_type(template, "AWS::OpenSearchService::Domain").values()
+    properties = domain["Properties"]
+    # THEN data is encrypted at rest and between nodes, and only HTTPS with TLS 1.2+ is served
+    assert properties["EncryptionAtRestOptions"] == {"Enabled": True}
+    assert properties["NodeToNodeEncryptionOptions"] == {"Enabled": True}
+    assert properties["DomainEndpointOptions"]["EnforceHTTPS"] is True
+    assert "TLS-1-2" in properties["DomainEndpointOptions"]["TLSSecurityPolicy"]
+    # AND instance type and count are parameters
+    assert properties["ClusterConfig"]["InstanceType"] == {"Ref": "SearchInstanceType"}
+    assert properties["ClusterConfig"]["InstanceCount"] == {"Ref": "SearchInstanceCount"}
+    # AND the access policy names exactly the indexer's role and the dashboard reader role
+    statements = properties["AccessPolicies"]["Statement"]
+    principals = {str(s["Principal"]["AWS"]) for s in statements}
+    assert principals == {
+        str({"Fn::GetAtt": ["SearchIndexerFunctionRole", "Arn"]}),
+        str({"Fn::GetAtt": ["DashboardReaderRole", "Arn"]}),
+    }
+    assert all(s["Effect"] == "Allow" and "*" not in as_list(s["Action"]) for s in statements)
+    assert all(a.startswith("es:ESHttp") for s in statements for a in as_list(s["Action"]))
+
+
+def test_the_indexer_reads_through_its_own_enhanced_fan_out_consumer(
+    template: dict[str, Any],
+) -> None:
+    # GIVEN the search indexer function
+    function = template["Resources"]["SearchIndexerFunction"]["Properties"]
+    (event,) = function["Events"].values()
+    source = event["Properties"]
+    # THEN it reads through a registered stream consumer, with the error handling of a consumer
+    assert source["Stream"] == {"Fn::GetAtt": ["SearchIndexerConsumer", "ConsumerARN"]}
+    consumer = template["Resources"]["SearchIndexerConsumer"]
+    assert consumer["Type"] == "AWS::Kinesis::StreamConsumer"
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["BisectBatchOnFunctionError"] is True
+    assert 0 < source["MaximumRetryAttempts"] <= 10
+    assert source["MaximumRecordAgeInSeconds"] > 0
+    assert source["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["ConsumerFailureQueue", "Arn"]
+    }
