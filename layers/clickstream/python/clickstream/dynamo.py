@@ -1,0 +1,128 @@
+"""DynamoDB adapters shared by the stream consumers: checkpoints and transactional commits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from clickstream.checkpoints import CheckpointConflict, CheckpointStore, ShardCheckpoint
+
+MAX_TRANSACTION_ITEMS = 100
+"""DynamoDB's limit of actions in one TransactWriteItems call."""
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def to_attributes(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain Python values to DynamoDB attribute values (ints, strings, sets, bools...)."""
+    return {key: _serializer.serialize(value) for key, value in item.items()}
+
+
+def from_attributes(item: Mapping[str, Any]) -> dict[str, Any]:
+    """DynamoDB attribute values to plain Python values."""
+    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+def checkpoint_key(consumer: str, shard_id: str) -> dict[str, Any]:
+    """Primary key of a checkpoint item in a consumer's state table."""
+    return {"pk": {"S": f"CHECKPOINT#{consumer}"}, "sk": {"S": shard_id}}
+
+
+def checkpoint_put(
+    table: str, checkpoint: ShardCheckpoint, expected_version: int
+) -> dict[str, Any]:
+    """A TransactWriteItems ``Put`` of ``checkpoint``, conditional on the version read."""
+    item = {
+        **checkpoint_key(checkpoint.consumer, checkpoint.shard_id),
+        **to_attributes(checkpoint.to_item()),
+    }
+    if expected_version == 0:
+        return {
+            "Put": {
+                "TableName": table,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(pk) OR version = :expected",
+                "ExpressionAttributeValues": {":expected": {"N": "0"}},
+            }
+        }
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": item,
+            "ConditionExpression": "version = :expected",
+            "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+        }
+    }
+
+
+def commit(client: Any, updates: Sequence[dict[str, Any]], checkpoint: dict[str, Any]) -> None:
+    """Apply idempotent state ``updates`` and then the conditional ``checkpoint`` put.
+
+    Up to 99 updates go in one transaction with the checkpoint. More are written first, one
+    UpdateItem each (they are idempotent, so a retry re-applies them harmlessly), and the
+    checkpoint alone commits the batch. A failed checkpoint condition raises CheckpointConflict.
+    """
+    together = len(updates) < MAX_TRANSACTION_ITEMS
+    if not together:
+        for update in updates:
+            client.update_item(**update["Update"])
+    actions = [*updates, checkpoint] if together else [checkpoint]
+    try:
+        client.transact_write_items(TransactItems=actions)
+    except ClientError as error:
+        if _checkpoint_condition_failed(error, checkpoint_index=len(actions) - 1):
+            raise CheckpointConflict("checkpoint changed since it was read") from error
+        raise
+
+
+def _checkpoint_condition_failed(error: ClientError, checkpoint_index: int) -> bool:
+    code = error.response.get("Error", {}).get("Code")
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code != "TransactionCanceledException":
+        return False
+    reasons = error.response.get("CancellationReasons") or []
+    if len(reasons) > checkpoint_index:
+        return reasons[checkpoint_index].get("Code") == "ConditionalCheckFailed"
+    return "ConditionalCheckFailed" in str(error)
+
+
+class DynamoCheckpointStore(CheckpointStore):
+    """Checkpoints as items ``pk = CHECKPOINT#<consumer>, sk = <shard id>`` of a state table."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def load(self, consumer: str, shard_id: str) -> ShardCheckpoint:
+        """The stored checkpoint, or version 0 for a shard never seen."""
+        response = self.client.get_item(
+            TableName=self.table, Key=checkpoint_key(consumer, shard_id), ConsistentRead=True
+        )
+        if "Item" not in response:
+            return ShardCheckpoint(consumer=consumer, shard_id=shard_id)
+        return ShardCheckpoint.from_item(from_attributes(response["Item"]))
+
+    def all(self, consumer: str) -> list[ShardCheckpoint]:
+        """Every checkpoint of ``consumer``."""
+        items: list[ShardCheckpoint] = []
+        arguments: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"CHECKPOINT#{consumer}"}},
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self.client.query(**arguments)
+            items.extend(ShardCheckpoint.from_item(from_attributes(i)) for i in response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return items
+            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def save(self, checkpoint: ShardCheckpoint, expected_version: int) -> None:
+        """Write the checkpoint if nobody changed it since ``expected_version``."""
+        commit(self.client, [], checkpoint_put(self.table, checkpoint, expected_version))
