@@ -378,7 +378,7 @@ def test_search_domain_is_encrypted_https_only_and_open_to_two_roles_only(
     statements = properties["AccessPolicies"]["Statement"]
     principals = {str(s["Principal"]["AWS"]) for s in statements}
     assert principals == {
-        str({"Fn::GetAtt": ["SearchIndexerFunctionRole", "Arn"]}),
+        str({"Fn::GetAtt": ["SearchIndexerRole", "Arn"]}),
         str({"Fn::GetAtt": ["DashboardReaderRole", "Arn"]}),
     }
     assert all(s["Effect"] == "Allow" and "*" not in as_list(s["Action"]) for s in statements)
@@ -403,3 +403,24 @@ def test_the_indexer_reads_through_its_own_enhanced_fan_out_consumer(
     assert source["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Fn::GetAtt": ["ConsumerFailureQueue", "Arn"]
     }
+
+
+def test_stream_consumers_have_explicit_roles_without_managed_wildcard_policies(
+    template: dict[str, Any],
+) -> None:
+    # GIVEN every function triggered by the stream
+    functions = of_type(template, "AWS::Serverless::Function")
+    consumers = {
+        logical_id: spec["Properties"]
+        for logical_id, spec in functions.items()
+        if any(e["Type"] == "Kinesis" for e in spec["Properties"].get("Events", {}).values())
+    }
+    assert consumers
+    # THEN each uses its own role, so SAM attaches no AWSLambdaKinesisExecutionRole (Resource *)
+    for logical_id, properties in consumers.items():
+        role = properties.get("Role")
+        assert isinstance(role, dict) and "Fn::GetAtt" in role, logical_id
+        assert "Policies" not in properties, logical_id
+        role_id = role["Fn::GetAtt"][0]
+        assert template["Resources"][role_id]["Type"] == "AWS::IAM::Role"
+        assert not template["Resources"][role_id]["Properties"].get("ManagedPolicyArns")
