@@ -60,23 +60,41 @@ def checkpoint_put(
 
 
 def commit(client: Any, updates: Sequence[dict[str, Any]], checkpoint: dict[str, Any]) -> None:
-    """Apply idempotent state ``updates`` and then the conditional ``checkpoint`` put.
+    """Apply a batch's state ``updates`` and its conditional ``checkpoint`` put.
 
-    Up to 99 updates go in one transaction with the checkpoint. More are written first, one
-    UpdateItem each (they are idempotent, so a retry re-applies them harmlessly), and the
-    checkpoint alone commits the batch. A failed checkpoint condition raises CheckpointConflict.
+    Up to 99 updates go in one transaction with the checkpoint: all or nothing. More are sent in
+    transactions of 99 actions, each guarded by a ``ConditionCheck`` of the checkpoint's version,
+    the last one carrying the checkpoint itself; a conflict stops at the first chunk that sees it.
+    The updates are idempotent (set unions), so chunks a conflicting batch already applied are
+    harmless when the batch is recomputed. A failed checkpoint condition raises CheckpointConflict.
     """
-    together = len(updates) < MAX_TRANSACTION_ITEMS
-    if not together:
-        for update in updates:
-            client.update_item(**update["Update"])
-    actions = [*updates, checkpoint] if together else [checkpoint]
-    try:
-        client.transact_write_items(TransactItems=actions)
-    except ClientError as error:
-        if _checkpoint_condition_failed(error, checkpoint_index=len(actions) - 1):
-            raise CheckpointConflict("checkpoint changed since it was read") from error
-        raise
+    per_transaction = MAX_TRANSACTION_ITEMS - 1
+    chunks = [
+        list(updates[i : i + per_transaction]) for i in range(0, len(updates), per_transaction)
+    ]
+    guard = _guard(checkpoint)
+    transactions = [[*chunk, guard] for chunk in chunks[:-1]]
+    transactions.append([*(chunks[-1] if chunks else []), checkpoint])
+    for actions in transactions:
+        try:
+            client.transact_write_items(TransactItems=actions)
+        except ClientError as error:
+            if _checkpoint_condition_failed(error, checkpoint_index=len(actions) - 1):
+                raise CheckpointConflict("checkpoint changed since it was read") from error
+            raise
+
+
+def _guard(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """A ``ConditionCheck`` with the same condition as the checkpoint ``Put``."""
+    put = checkpoint["Put"]
+    return {
+        "ConditionCheck": {
+            "TableName": put["TableName"],
+            "Key": {"pk": put["Item"]["pk"], "sk": put["Item"]["sk"]},
+            "ConditionExpression": put["ConditionExpression"],
+            "ExpressionAttributeValues": put["ExpressionAttributeValues"],
+        }
+    }
 
 
 def _checkpoint_condition_failed(error: ClientError, checkpoint_index: int) -> bool:
