@@ -19,12 +19,14 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from clickstream.events import InvalidEvent, parse_event
+from clickstream.events import InvalidEvent, format_timestamp, parse_event, parse_timestamp
 from clickstream.generator import PROFILES, GeneratorConfig, SendReport, generate, run_generator
 from clickstream.generator.config import count_mode_events
 from clickstream.generator.producer import send_records
 from clickstream.search.documents import INDEX_PATTERN
 from clickstream.streams import KinesisRecordStream, StreamRecord
+from clickstream.window_results import DynamoWindowResults
+from clickstream.windows import TOP_SOURCES, UNIQUE_USERS
 from clickstream_local.aws import client_environment
 from clickstream_local.lambda_worker import LocalFunction, WorkerInvoker
 from clickstream_local.reconcile import (
@@ -35,6 +37,9 @@ from clickstream_local.reconcile import (
     stream_event_ids,
 )
 from clickstream_local.stack import LocalStack, StackError, StackState
+
+FINALIZER = "WindowFinalizerFunction"
+"""The template function that closes windows (``{"close_all": true}`` ends the stream)."""
 
 
 class Progress:
@@ -115,6 +120,12 @@ def cmd_local_status(arguments: argparse.Namespace) -> int:
             f"  poller  {poller['function']}/{poller['shard_id']}: read {poller['records_read']:,},"
             f" done {poller['records_done']:,}, to on-failure {poller['records_to_destination']:,},"
             f" invocations {poller['invocations']:,}, errors {poller['function_errors']:,}"
+        )
+    for schedule in status.get("schedules", []):
+        state_text = "runs" if schedule["running"] else "not run locally"
+        print(
+            f"  schedule {schedule['function']} {schedule['expression']} ({state_text}):"
+            f" invocations {schedule['invocations']:,}, errors {schedule['errors']:,}"
         )
     for delivery in status["deliveries"]:
         print(
@@ -228,19 +239,19 @@ def cmd_replay(arguments: argparse.Namespace) -> int:
     return 0 if not report.unaccepted else 1
 
 
-def cmd_invoke(arguments: argparse.Namespace) -> int:
-    stack = LocalStack()
-    state = stack.running()
+def invoke_function(
+    state: StackState, logical_id: str, event: Any, extra_environment: dict[str, str] | None = None
+) -> Any:
+    """Run one template function once in a worker process; its result, or a StackError."""
     template = state.template()
-    resource = template.resource(arguments.function)
+    resource = template.resource(logical_id)
     if resource.type != "AWS::Serverless::Function":
-        raise StackError(f"{arguments.function} is a {resource.type}, not a function")
-    event = json.loads(arguments.event.read_text()) if arguments.event else {}
+        raise StackError(f"{logical_id} is a {resource.type}, not a function")
     function = LocalFunction.from_template(
         template, resource, Path(state.template_path).parent
     ).with_local_environment(state.local_environment())
     function = dataclasses.replace(
-        function, environment={**function.environment, **dict(map(_key_value, arguments.env))}
+        function, environment={**function.environment, **(extra_environment or {})}
     )
     invoker = WorkerInvoker(function, client_environment(state.endpoint_url))
     try:
@@ -249,7 +260,16 @@ def cmd_invoke(arguments: argparse.Namespace) -> int:
         invoker.close()
     if not outcome.ok:
         raise StackError(f"{function.name} failed: {outcome.error_type}: {outcome.error_message}")
-    print(json.dumps(outcome.payload, default=str))
+    return outcome.payload
+
+
+def cmd_invoke(arguments: argparse.Namespace) -> int:
+    state = LocalStack().running()
+    event = json.loads(arguments.event.read_text()) if arguments.event else {}
+    payload = invoke_function(
+        state, arguments.function, event, dict(map(_key_value, arguments.env))
+    )
+    print(json.dumps(payload, default=str))
     return 0
 
 
@@ -262,9 +282,45 @@ def cmd_drain(arguments: argparse.Namespace) -> int:
         delivered = sum(d["records_in"] for d in status["deliveries"])
         progress.show(f"draining: runner done {done:,} records, Firehose read {delivered:,}")
 
-    final = LocalStack().drain(timeout=arguments.timeout, progress=show)
+    stack = LocalStack()
+    final = stack.drain(timeout=arguments.timeout, progress=show)
     progress.done()
     print(f"drained in {final['drain_seconds']}s; flushed {len(final['flushed'])} objects")
+    if arguments.close_windows:
+        state = stack.running()
+        if FINALIZER not in state.template().document["Resources"]:
+            raise StackError(f"the template has no {FINALIZER} to close windows with")
+        payload = invoke_function(state, FINALIZER, {"close_all": True})
+        print(f"end of stream: every window is final ({payload['rows_rewritten']} rows rewritten)")
+    return 0
+
+
+def cmd_windows(arguments: argparse.Namespace) -> int:
+    state = LocalStack().running()
+    table = state.template().resource("WindowResultsTable").physical_id
+    metric = {"unique-users": UNIQUE_USERS, "top-sources": TOP_SOURCES}[arguments.metric]
+    size = {"15s": 15, "1m": 60}[arguments.size]
+    if (metric, size) == (TOP_SOURCES, 15):
+        raise StackError("top sources are counted per minute only: use --size 1m")
+    rows = [
+        row
+        for row in DynamoWindowResults(state.client("dynamodb"), table).rows(metric, size)
+        if (not arguments.final_only or row.final)
+        and (arguments.start is None or row.window_start >= parse_timestamp(arguments.start))
+        and (arguments.end is None or row.window_start < parse_timestamp(arguments.end))
+    ]
+    rows.sort(key=lambda r: (r.window_start, r.rank or 0, r.key))
+    if arguments.json:
+        print(json.dumps([row.to_item() for row in rows], default=str, indent=1))
+        return 0
+    print(f"{'window start (UTC)':<28} {'key':<24} {'value':>7} {'rank':>5} {'late':>5}  final")
+    for row in rows:
+        rank = "" if row.rank is None else str(row.rank)
+        print(
+            f"{format_timestamp(row.window_start):<28} {row.key:<24} {row.value:>7} "
+            f"{rank:>5} {row.late_events:>5}  {'yes' if row.final else 'no'}"
+        )
+    print(f"{len(rows)} rows")
     return 0
 
 
@@ -302,7 +358,7 @@ def cmd_demo(arguments: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     config = _generator_config(arguments, stream_name, now)
     report = _run_generator(config, stream, now)
-    cmd_drain(argparse.Namespace(timeout=arguments.timeout))
+    cmd_drain(argparse.Namespace(timeout=arguments.timeout, close_windows=False))
     sent_ids = generated_event_ids(config, now)
     result = reconcile(
         sent_ids,
@@ -413,7 +469,23 @@ def build_parser() -> argparse.ArgumentParser:
         "drain", help="wait until every consumer read everything, then flush Firehose buffers"
     )
     drain.add_argument("--timeout", type=float, default=300, help="seconds (default %(default)s)")
+    drain.add_argument(
+        "--close-windows",
+        action="store_true",
+        help="then end the stream: every window becomes final (the finalizer with close_all)",
+    )
     drain.set_defaults(handler=cmd_drain)
+
+    windows = commands.add_parser("windows", help="near-real-time window results (DynamoDB)")
+    windows.add_argument("--size", choices=("15s", "1m"), default="1m", help="window size")
+    windows.add_argument(
+        "--metric", choices=("unique-users", "top-sources"), default="unique-users"
+    )
+    windows.add_argument("--from", dest="start", help="first window start (ISO-8601 UTC)")
+    windows.add_argument("--to", dest="end", help="windows starting before this (ISO-8601 UTC)")
+    windows.add_argument("--final-only", action="store_true", help="only closed windows")
+    windows.add_argument("--json", action="store_true", help="print JSON rows")
+    windows.set_defaults(handler=cmd_windows)
 
     invoke = commands.add_parser(
         "invoke", help="run one function of the template once, like `sam local invoke`"

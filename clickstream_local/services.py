@@ -22,6 +22,7 @@ from clickstream_local.dashboard import DashboardApp
 from clickstream_local.esm import FailureDestination, ShardPoller, kinesis_mappings
 from clickstream_local.firehose import DeliveryStreamConfig, FirehoseEmulator
 from clickstream_local.lambda_worker import LocalFunction, WorkerInvoker
+from clickstream_local.schedules import ScheduledInvocation, ScheduleRunner
 from clickstream_local.shard_reader import list_shard_ids
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,11 @@ class StackServices:
                         region=template.region,
                     )
                 )
+        self.schedules = [
+            ScheduleRunner(schedule, WorkerInvoker(function, client_environment(endpoint_url)))
+            for function in functions
+            for schedule in ScheduledInvocation.all_of(function)
+        ]
         self.deliveries: list[FirehoseEmulator] = []
         for resource in template.resources("AWS::KinesisFirehose::DeliveryStream"):
             config = DeliveryStreamConfig.from_resource(resource)
@@ -90,9 +96,13 @@ class StackServices:
             delivery.start()
         for poller in self.pollers:
             poller.start()
+        for schedule in self.schedules:
+            schedule.start()
 
     def stop(self) -> None:
         """Stop pollers after their current batch, then flush and stop delivery streams."""
+        for schedule in self.schedules:
+            schedule.stop()
         for poller in self.pollers:
             poller.stop()
         for delivery in self.deliveries:
@@ -108,6 +118,7 @@ class StackServices:
         return {
             "pollers": [poller.snapshot() for poller in self.pollers],
             "deliveries": [delivery.snapshot() for delivery in self.deliveries],
+            "schedules": [schedule.snapshot() for schedule in self.schedules],
         }
 
 

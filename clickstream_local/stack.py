@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from clickstream_local.aws import local_client
-from clickstream_local.cfn import DEFAULT_STACK_NAME, Template
+from clickstream_local.cfn import DEFAULT_STACK_NAME, Template, load_template_document
 from clickstream_local.moto_server import (
     free_port,
     process_alive,
@@ -137,6 +137,7 @@ class LocalStack:
                 )
             self._kill(existing)
         template_path = (template_path or self.root / "template.yaml").resolve()
+        parameters = local_parameters(template_path, parameters or {})
         template = Template.load(
             template_path, stack_name=stack_name, parameter_overrides=parameters
         )
@@ -313,6 +314,17 @@ class LocalStack:
         final["flushed"] = flushed["written"]
         final["drain_seconds"] = round(time.time() - started, 2)
         return final
+
+
+LOCAL_PARAMETER_DEFAULTS = {"GeneratorScheduleEnabled": "false"}
+"""Parameters that default differently locally: traffic comes from `generate`/`replay` there."""
+
+
+def local_parameters(template_path: Path, parameters: Mapping[str, str]) -> dict[str, str]:
+    """The local defaults the template declares, overridden by ``parameters``."""
+    declared = load_template_document(template_path).get("Parameters", {})
+    defaults = {k: v for k, v in LOCAL_PARAMETER_DEFAULTS.items() if k in declared}
+    return {**defaults, **parameters}
 
 
 def _template_buckets(template: Template) -> list[str]:
