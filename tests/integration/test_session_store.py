@@ -1,0 +1,267 @@
+"""The sessionizer on its AWS adapters, against a real moto server: DynamoDB state, Firehose, S3."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from clickstream.checkpoints import ShardCheckpoint
+from clickstream.dynamo import DynamoCheckpointStore
+from clickstream.events import DEVICES, Event
+from clickstream.session_store import (
+    DynamoSessionStateStore,
+    FirehoseMinuteSessionSink,
+    S3GapSessionSink,
+)
+from clickstream.sessionizer import (
+    KeyChange,
+    SessionizerOutcome,
+    ShardRecord,
+    close_all,
+    run_batch,
+)
+from clickstream.sessions import gap_sessions, minute_sessions
+from clickstream_local.aws import local_client
+from tests.factories import make_event
+
+pytestmark = pytest.mark.integration
+
+SHARD = "shardId-000000000000"
+CONSUMER = "sessionizer"
+T0 = datetime(2026, 3, 7, 14, 0, 0, tzinfo=UTC)
+NOW = datetime(2026, 3, 7, 15, 0, 0, tzinfo=UTC)
+LATENESS = timedelta(seconds=30)
+TIMEOUT = timedelta(minutes=2)
+CAP = timedelta(minutes=10)
+
+
+class CrashBeforeCommit(RuntimeError):
+    """The invocation died after emitting, before committing."""
+
+
+class FlakyStateStore(DynamoSessionStateStore):
+    """The DynamoDB store, whose next commit can be made to crash before it is sent."""
+
+    crash_next_commit = False
+
+    def commit(
+        self,
+        consumer: str,
+        shard_id: str,
+        changes: Sequence[KeyChange],
+        checkpoint: ShardCheckpoint,
+        expected_version: int,
+    ) -> None:
+        if self.crash_next_commit:
+            self.crash_next_commit = False
+            raise CrashBeforeCommit("crashed before the commit")
+        super().commit(consumer, shard_id, changes, checkpoint, expected_version)
+
+
+@dataclass
+class Deployment:
+    """The sessionizer's resources on moto, and its ports bound to them."""
+
+    dynamodb: Any
+    s3: Any
+    table: str
+    bucket: str
+    state: FlakyStateStore
+    ports: dict[str, Any]
+
+    def batch(self, records: Sequence[ShardRecord]) -> SessionizerOutcome:
+        return run_batch(records, SHARD, CONSUMER, now=NOW, **self.ports)
+
+    def close_all(self) -> SessionizerOutcome:
+        return close_all(SHARD, CONSUMER, **self.ports)
+
+    def objects(self, prefix: str) -> list[bytes]:
+        listing = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
+        return [
+            self.s3.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
+            for item in listing.get("Contents", [])
+        ]
+
+    def csv_rows(self) -> list[list[str]]:
+        """Every CSV row delivered under ``aggregated/``, repeats included."""
+        text = b"".join(self.objects("aggregated/")).decode("utf-8")
+        return list(csv.reader(io.StringIO(text)))
+
+    def gap_documents(self) -> list[dict[str, Any]]:
+        """Every gap session written under ``sessions/``, repeats included."""
+        lines = b"".join(self.objects("sessions/")).decode("utf-8").splitlines()
+        return [json.loads(line) for line in lines]
+
+    def session_items(self) -> int:
+        response = self.dynamodb.scan(TableName=self.table)
+        return sum(1 for item in response["Items"] if not item["pk"]["S"].startswith("CHECK"))
+
+
+@pytest.fixture
+def deployment(moto_endpoint: str, stack_name: str) -> Deployment:
+    """A state table, a bucket and a DirectPut delivery stream writing ``aggregated/`` to it."""
+    dynamodb = local_client("dynamodb", moto_endpoint)
+    s3 = local_client("s3", moto_endpoint)
+    firehose = local_client("firehose", moto_endpoint)
+    table, bucket, stream = f"{stack_name}-sessions", f"{stack_name}-data", f"{stack_name}-agg"
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    s3.create_bucket(Bucket=bucket)
+    firehose.create_delivery_stream(
+        DeliveryStreamName=stream,
+        DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose",
+            "BucketARN": f"arn:aws:s3:::{bucket}",
+            "Prefix": "aggregated/",
+        },
+    )
+    state = FlakyStateStore(dynamodb, table)
+    ports = {
+        "checkpoints": DynamoCheckpointStore(dynamodb, table),
+        "state": state,
+        "minute_sink": FirehoseMinuteSessionSink(firehose, stream),
+        "gap_sink": S3GapSessionSink(s3, bucket),
+        "allowed_lateness": LATENESS,
+        "inactivity_timeout": TIMEOUT,
+        "max_duration": CAP,
+    }
+    return Deployment(dynamodb, s3, table, bucket, state, ports)
+
+
+def clickstream(seed: int, count: int) -> list[Event]:
+    """Events of a few keys, out of order by less than the allowed lateness."""
+    rng = random.Random(seed)
+    urls = ["beer_vitrine_nav", "beer_product_detail", "beer_cart", "beer_checkout"]
+    clock = T0
+    events: list[Event] = []
+    for _ in range(count):
+        clock += timedelta(seconds=rng.choice([0, 2, 10, 40]), microseconds=rng.randrange(10**6))
+        if rng.random() < 0.05:
+            clock += timedelta(minutes=3)
+        events.append(
+            make_event(
+                clock - timedelta(seconds=rng.randrange(20)),
+                custid=rng.randint(1, 5),
+                device=rng.choice(DEVICES),
+                url=rng.choice(urls),
+            )
+        )
+    return events
+
+
+def records_of(events: Sequence[Event]) -> list[ShardRecord]:
+    return [ShardRecord(str(1000 + n), event.to_json_line()) for n, event in enumerate(events)]
+
+
+def replay(deployment: Deployment, records: Sequence[ShardRecord], size: int) -> None:
+    for start in range(0, len(records), size):
+        deployment.batch(records[start : start + size])
+
+
+def deduplicated_csv(rows: list[list[str]]) -> list[list[str]]:
+    """One row per sessionid; repeats must be identical."""
+    kept: dict[str, list[str]] = {}
+    for row in rows:
+        assert kept.setdefault(row[0], row) == row
+    return list(kept.values())
+
+
+def deduplicated_sessions(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One document per session_id; repeats must be identical."""
+    kept: dict[str, dict[str, Any]] = {}
+    for document in documents:
+        assert kept.setdefault(document["session_id"], document) == document
+    return list(kept.values())
+
+
+def reference_csv(events: Sequence[Event]) -> list[list[str]]:
+    lines = "".join(row.to_csv_line() for row in minute_sessions(events))
+    return list(csv.reader(io.StringIO(lines)))
+
+
+def reference_sessions(events: Sequence[Event]) -> list[dict[str, Any]]:
+    return [session.to_dict() for session in gap_sessions(events, TIMEOUT, CAP)]
+
+
+def by_first_column(rows: list[list[str]]) -> list[list[str]]:
+    return sorted(rows, key=lambda row: row[0])
+
+
+def by_session_id(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(documents, key=lambda document: document["session_id"])
+
+
+def test_a_replay_in_batches_delivers_exactly_the_reference(deployment: Deployment) -> None:
+    # GIVEN a shard's events
+    events = clickstream(seed=1, count=150)
+    # WHEN they are sessionised in batches of 40, and the stream ends
+    replay(deployment, records_of(events), 40)
+    deployment.close_all()
+    # THEN aggregated/ holds exactly the reference rows (10 columns), each once
+    rows = deployment.csv_rows()
+    assert all(len(row) == 10 for row in rows)
+    assert by_first_column(rows) == by_first_column(reference_csv(events))
+    # AND sessions/ exactly the reference gap sessions, and no open state is left
+    documents = deployment.gap_documents()
+    assert by_session_id(documents) == by_session_id(reference_sessions(events))
+    assert deployment.session_items() == 0
+
+
+def test_redelivery_of_a_committed_batch_emits_nothing_new(deployment: Deployment) -> None:
+    # GIVEN a committed batch
+    records = records_of(clickstream(seed=2, count=120))
+    deployment.batch(records)
+    rows, documents = deployment.csv_rows(), deployment.gap_documents()
+    # WHEN it is delivered again
+    outcome = deployment.batch(records)
+    # THEN every record is skipped and nothing more is written
+    assert (outcome.skipped, outcome.commits) == (len(records), 0)
+    assert deployment.csv_rows() == rows
+    assert deployment.gap_documents() == documents
+
+
+def test_a_crash_between_emission_and_commit_only_repeats_identical_rows(
+    deployment: Deployment,
+) -> None:
+    # GIVEN a batch that emits, then dies before its commit
+    events = clickstream(seed=3, count=160)
+    records = records_of(events)
+    replay(deployment, records[:80], 40)
+    objects_before = len(deployment.objects("sessions/"))
+    deployment.state.crash_next_commit = True
+    with pytest.raises(CrashBeforeCommit):
+        deployment.batch(records[80:120])
+    objects_after_crash = len(deployment.objects("sessions/"))
+    assert objects_after_crash == objects_before + 1
+    # WHEN Lambda retries it, the rest follows and the stream ends
+    deployment.batch(records[80:120])
+    assert len(deployment.objects("sessions/")) == objects_after_crash
+    replay(deployment, records[120:], 40)
+    deployment.close_all()
+    # THEN rows were delivered twice, with the same ids and content (checked by the dedup)
+    rows = deployment.csv_rows()
+    assert len(rows) > len({row[0] for row in rows})
+    assert by_first_column(deduplicated_csv(rows)) == by_first_column(reference_csv(events))
+    # AND the retried gap sessions overwrote their object (same deterministic key)
+    documents = deployment.gap_documents()
+    assert len(documents) == len(deduplicated_sessions(documents))
+    assert by_session_id(documents) == by_session_id(reference_sessions(events))
