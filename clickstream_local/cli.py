@@ -24,6 +24,7 @@ from clickstream.generator import PROFILES, GeneratorConfig, SendReport, generat
 from clickstream.generator.config import count_mode_events
 from clickstream.generator.producer import send_records
 from clickstream.search.documents import INDEX_PATTERN
+from clickstream.sessions import MINUTE_SESSION_COLUMNS
 from clickstream.streams import KinesisRecordStream, StreamRecord
 from clickstream.window_results import DynamoWindowResults
 from clickstream.windows import TOP_SOURCES, UNIQUE_USERS
@@ -31,6 +32,8 @@ from clickstream_local.aws import client_environment
 from clickstream_local.lambda_worker import LocalFunction, WorkerInvoker
 from clickstream_local.reconcile import (
     lake_event_ids,
+    read_gap_sessions,
+    read_minute_sessions,
     reconcile,
     search_document_count,
     search_document_ids,
@@ -38,7 +41,7 @@ from clickstream_local.reconcile import (
 )
 from clickstream_local.stack import LocalStack, StackError, StackState
 
-FINALIZER = "WindowFinalizerFunction"
+FINALIZER = "FinalizerFunction"
 """The template function that closes windows (``{"close_all": true}`` ends the stream)."""
 
 
@@ -291,7 +294,39 @@ def cmd_drain(arguments: argparse.Namespace) -> int:
         if FINALIZER not in state.template().document["Resources"]:
             raise StackError(f"the template has no {FINALIZER} to close windows with")
         payload = invoke_function(state, FINALIZER, {"close_all": True})
-        print(f"end of stream: every window is final ({payload['rows_rewritten']} rows rewritten)")
+        print(
+            f"end of stream: every window and session is final ({payload['rows_rewritten']} window"
+            f" rows rewritten, {payload['minute_sessions_closed']} minute and"
+            f" {payload['gap_sessions_closed']} gap sessions closed)"
+        )
+    return 0
+
+
+def cmd_sessions(arguments: argparse.Namespace) -> int:
+    state = LocalStack().running()
+    bucket = _raw_bucket(state)
+    if arguments.kind == "minute":
+        rows = read_minute_sessions(state.client("s3"), bucket)
+        if arguments.json:
+            print(json.dumps([dict(zip(MINUTE_SESSION_COLUMNS, row, strict=True)) for row in rows]))
+            return 0
+        print(",".join(MINUTE_SESSION_COLUMNS))
+        for row in rows:
+            print(",".join(str(value) for value in row))
+        print(f"{len(rows)} sessions", file=sys.stderr)
+        return 0
+    sessions = read_gap_sessions(state.client("s3"), bucket)
+    if arguments.json:
+        print(json.dumps(sessions))
+        return 0
+    for session in sessions:
+        print(
+            f"{session['session_id']:<34} {session['device']:<11} {session['start']} "
+            f"{session['page_count']:>4} pages {session['duration_seconds']:>9.1f} s "
+            f"{session['trafficfrom']:<20} checkout="
+            f"{'yes' if session['reached_checkout'] else 'no'}"
+        )
+    print(f"{len(sessions)} sessions", file=sys.stderr)
     return 0
 
 
@@ -475,6 +510,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="then end the stream: every window becomes final (the finalizer with close_all)",
     )
     drain.set_defaults(handler=cmd_drain)
+
+    sessions = commands.add_parser("sessions", help="sessions written to the lake (deduplicated)")
+    sessions.add_argument(
+        "--kind",
+        choices=("minute", "gap"),
+        default="minute",
+        help="seed-compatible per-minute sessions (aggregated/) or 30-min gap sessions (sessions/)",
+    )
+    sessions.add_argument("--json", action="store_true", help="print JSON")
+    sessions.set_defaults(handler=cmd_sessions)
 
     windows = commands.add_parser("windows", help="near-real-time window results (DynamoDB)")
     windows.add_argument("--size", choices=("15s", "1m"), default="1m", help="window size")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections import Counter
 from collections.abc import Iterable
@@ -163,3 +165,37 @@ def reconcile(
         search_documents=search_documents,
         searchable_of_run=None if searchable is None else len(run & searchable),
     )
+
+
+def read_minute_sessions(
+    s3: Any, bucket: str, prefix: str = "aggregated/"
+) -> list[tuple[str, ...]]:
+    """Per-minute session rows (CSV) deduplicated by sessionid, keeping the fullest revision."""
+    best: dict[str, tuple[str, ...]] = {}
+    for body in _objects(s3, bucket, prefix):
+        for row in csv.reader(io.StringIO(body.decode("utf-8"))):
+            if not row:
+                continue
+            current = best.get(row[0])
+            if current is None or int(row[4]) > int(current[4]):
+                best[row[0]] = tuple(row)
+    return sorted(best.values(), key=lambda row: (row[3], int(row[1]), row[2]))
+
+
+def read_gap_sessions(s3: Any, bucket: str, prefix: str = "sessions/") -> list[dict[str, Any]]:
+    """Gap sessions (JSON lines) deduplicated by session_id, keeping the fullest revision."""
+    best: dict[str, dict[str, Any]] = {}
+    for body in _objects(s3, bucket, prefix):
+        for line in body.splitlines():
+            if line.strip():
+                session = json.loads(line)
+                current = best.get(session["session_id"])
+                if current is None or session["page_count"] > current["page_count"]:
+                    best[session["session_id"]] = session
+    return sorted(best.values(), key=lambda s: (s["start"], s["custid"], s["device"]))
+
+
+def _objects(s3: Any, bucket: str, prefix: str) -> Iterable[bytes]:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            yield s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()

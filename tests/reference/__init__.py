@@ -1,0 +1,1 @@
+"""An independent reference computation of the stream semantics, used to check the consumers."""
