@@ -22,12 +22,13 @@ from clickstream.checkpoints import (
     ShardCheckpoint,
     combined_watermark,
 )
+from clickstream.events import InvalidEvent, parse_event
 from clickstream.search.indexer import QuarantinedRecord as QuarantineEntry
 from clickstream.search.indexer import QuarantineSink
 from clickstream.window_counter import ShardRecord, run_batch
 from clickstream.window_results import DynamoWindowResults, materialize
 from clickstream.window_store import WindowStateStore
-from clickstream.windows import END_OF_STREAM, METRIC_WINDOW_SIZES, WindowKey
+from clickstream.windows import END_OF_STREAM, METRIC_WINDOW_SIZES, WindowKey, window_keys
 
 CONSUMER = "window-counter"
 
@@ -97,6 +98,21 @@ def shard_records(event: Mapping[str, Any]) -> dict[str, list[ShardRecord]]:
     return dict(by_shard)
 
 
+def windows_of(records: list[ShardRecord]) -> set[WindowKey]:
+    """Every window key the valid records of a batch fall in, applied before or not.
+
+    Rows are rewritten for these, so a batch redelivered after a crash between its commit and
+    its result rows (its records all applied already) still writes those rows.
+    """
+    keys: set[WindowKey] = set()
+    for record in records:
+        try:
+            keys.update(window_keys(parse_event(record.data)))
+        except InvalidEvent:
+            continue
+    return keys
+
+
 def handle_batch(
     event: Mapping[str, Any],
     *,
@@ -135,7 +151,8 @@ def handle_batch(
                     for item in result.quarantined
                 ]
             )
-        rows = materialize(state, checkpoints, CONSUMER, shard_ids(), result.deltas.keys())
+        touched = set(result.deltas) | windows_of(records)
+        rows = materialize(state, checkpoints, CONSUMER, shard_ids(), touched)
         results.write(rows)
         totals["records"] += result.received
         totals["already_applied"] += result.already_applied
