@@ -26,6 +26,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--local-environment", default="{}", help="JSON object of local function environment values"
     )
+    parser.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        help="share of consumer invocations to fail on purpose (testing exactly-once)",
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"
@@ -40,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         arguments.root,
         arguments.endpoint,
         local_environment=json.loads(arguments.local_environment),
+        fault_rate=arguments.fault_rate,
     )
     services.start()
     local_environment = json.loads(arguments.local_environment)

@@ -13,6 +13,7 @@ import dataclasses
 import importlib.util
 import multiprocessing
 import os
+import random
 import sys
 import time
 import traceback
@@ -240,3 +241,33 @@ class InProcessInvoker:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+class FaultInjectingInvoker:
+    """Fails a share of invocations, half before and half after the handler runs.
+
+    A failure after the handler is the hard case for exactly-once: the state is committed but
+    the runner sees an error and delivers the batch again. Used to test the consumers.
+    """
+
+    def __init__(self, inner: WorkerInvoker, rate: float, seed: int) -> None:
+        self.inner = inner
+        self.rate = rate
+        self._random = random.Random(seed)
+        self.injected = 0
+
+    def invoke(self, event: Any) -> Invocation:
+        """Invoke, or pretend the function failed (before or after running it)."""
+        roll = self._random.random()
+        if roll < self.rate / 2:
+            self.injected += 1
+            return Invocation(False, error_type="InjectedFault", error_message="before the handler")
+        outcome = self.inner.invoke(event)
+        if roll < self.rate:
+            self.injected += 1
+            return Invocation(False, error_type="InjectedFault", error_message="after the handler")
+        return outcome
+
+    def close(self) -> None:
+        """Stop the worker."""
+        self.inner.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import zlib
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,7 +22,7 @@ from clickstream_local.cfn import Template
 from clickstream_local.dashboard import DashboardApp
 from clickstream_local.esm import FailureDestination, ShardPoller, kinesis_mappings
 from clickstream_local.firehose import DeliveryStreamConfig, FirehoseEmulator
-from clickstream_local.lambda_worker import LocalFunction, WorkerInvoker
+from clickstream_local.lambda_worker import FaultInjectingInvoker, LocalFunction, WorkerInvoker
 from clickstream_local.schedules import ScheduledInvocation, ScheduleRunner
 from clickstream_local.shard_reader import list_shard_ids
 
@@ -37,6 +38,7 @@ class StackServices:
         root: Path,
         endpoint_url: str,
         local_environment: Mapping[str, str] | None = None,
+        fault_rate: float = 0.0,
     ) -> None:
         self.template = template
         self.endpoint_url = endpoint_url
@@ -60,7 +62,7 @@ class StackServices:
                         mapping,
                         shard_id,
                         local_client("kinesis", endpoint_url),
-                        WorkerInvoker(mapping.function, client_environment(endpoint_url)),
+                        self._invoker(mapping.function, endpoint_url, fault_rate, shard_id),
                         destination,
                         region=template.region,
                     )
@@ -83,6 +85,17 @@ class StackServices:
                 )
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _invoker(
+        function: LocalFunction, endpoint_url: str, fault_rate: float, shard_id: str
+    ) -> WorkerInvoker | FaultInjectingInvoker:
+        invoker = WorkerInvoker(function, client_environment(endpoint_url))
+        if fault_rate <= 0:
+            return invoker
+        return FaultInjectingInvoker(
+            invoker, fault_rate, seed=zlib.crc32(f"{function.name}/{shard_id}".encode())
+        )
 
     def _client(self, service: str) -> Any:
         with self._lock:

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -201,6 +202,8 @@ class LocalStack:
             json.dumps(dict(parameters or {})),
             "--local-environment",
             json.dumps(dict(local_environment)),
+            "--fault-rate",
+            os.environ.get("CLICKSTREAM_FAULT_RATE", "0"),
         ]
         with (self.logs / "daemon.log").open("ab") as log:
             process = subprocess.Popen(
@@ -219,6 +222,26 @@ class LocalStack:
                 f"the stack daemon did not start ({error}); see {self.logs}/daemon.log"
             ) from None
         return process.pid, control_url
+
+    def restart_daemon(self) -> StackState:
+        """Kill the daemon (SIGKILL, as a crash would) and start a new one on the same stack.
+
+        The new runner reads every shard from its starting position again: consumers see
+        records they already applied, which their checkpoints must skip.
+        """
+        state = self.running()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(state.daemon_pid, signal.SIGKILL)
+        _wait_exit(state.daemon_pid, 30)
+        state.daemon_pid, state.control_url = self._start_daemon(
+            Path(state.template_path),
+            state.stack_name,
+            state.parameters,
+            state.endpoint_url,
+            state.local_environment(),
+        )
+        self.state_file.write_text(json.dumps(asdict(state), indent=2))
+        return state
 
     def down(self, *, keep_lake: bool = True) -> bool:
         """Flush and stop the daemon, snapshot the lake, stop moto. False if nothing ran."""
