@@ -57,6 +57,7 @@ clean:
 bench: setup
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_search.py
+	$(BIN)/python bench/bench_stream.py
 
 ## browser: headless Chromium for the dashboard page tests (Debian package; needs root).
 browser:

@@ -1,0 +1,649 @@
+"""Stream-consumer benchmarks, each against a baseline measured or fixed in the same run.
+
+1. DynamoDB write actions per 1,000 events of the window counter and of the sessionizer, on
+   realistic events cut into shard batches of 500 (one shard, arrival order), against the naive
+   baseline of one write per event (1,000 per 1,000 events). A counting proxy around the boto3
+   client counts every write action sent: each ``Put``/``Update``/``Delete`` inside
+   ``TransactWriteItems``, each request of ``BatchWriteItem`` and each standalone
+   ``PutItem``/``UpdateItem``/``DeleteItem``. ``ConditionCheck`` actions (the version guards of
+   transactions split in several) are reported apart, not as writes. For the window counter the
+   core's writes (window state and checkpoint, through ``run_batch``) are told apart from the
+   result rows the Lambda then rewrites (``materialize`` + ``DynamoWindowResults.write``).
+   The sessionizer goes through moto on the first ``--session-events`` only (moto copies the
+   whole table for every action of a transaction, which makes its commits take seconds on a
+   table of thousands of open states); as a check that this prefix is representative, the
+   actions its DynamoDB adapter builds (``change_actions`` + the checkpoint put) are also
+   counted on the in-memory store over every event. Requests are the write calls sent.
+2. Records/s through each core in-process, ``run_batch`` of the window counter and of the
+   sessionizer, with in-memory fake state and checkpoint stores and with the DynamoDB stores on
+   a local moto server: same events, same batches, and the ratio fake/moto. Only ``run_batch`` is
+   timed. The sessionizer's sinks are in memory in both runs, so the ratio is the cost of its
+   DynamoDB state alone; it runs on the same prefix as in 1, both sides. Fake-store figures are
+   medians of ``--repeats`` runs; each moto run is one pass on fresh tables.
+3. Event-to-result latency on the whole local stack (2 shards, window counter Lambda behind the
+   event-source runner, 1 s batching window). Events are put at a steady rate, each stamped with
+   the current time when it is put (a PutRecords call every tick carries the events due). For
+   every (15-s window, url) the bench keeps the set of custids sent so far; an event whose custid
+   is new in its (window, url) raises that row's expected unique-users value to ``n``. A poller
+   queries the results table every ``--poll`` seconds, and such an event counts as seen at the
+   first poll (time taken when the answer arrived) where its row's value is at least ``n``.
+   Latency = that time - the time just before its PutRecords call; it includes up to one poll
+   interval. Events whose custid was already counted in their row cannot change the value and are
+   not measured. As shards are processed independently, a newer user from the other shard can
+   reach ``n`` first, so this is a proxy, not an exact per-event observation. A warm-up (an event
+   on every shard, in a window before the measured ones) is seen before the measurement starts,
+   so worker start-up is not counted. Every consumer of the template runs meanwhile (search
+   indexer, sessionizer, Firehose) on the same moto server and the same cores.
+
+Run: ``make bench`` (or ``.venv/bin/python bench/bench_stream.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from clickstream.checkpoints import CheckpointConflict, CheckpointStore, ShardCheckpoint
+from clickstream.dynamo import DynamoCheckpointStore
+from clickstream.events import Event
+from clickstream.generator import event_record, generate
+from clickstream.session_store import DynamoSessionStateStore, change_actions
+from clickstream.sessionizer import GapSessionSink, KeyChange, KeyState, MinuteSessionSink
+from clickstream.sessionizer import SessionStateStore as SessionStore
+from clickstream.sessionizer import ShardRecord as SessionRecord
+from clickstream.sessionizer import run_batch as sessionize_batch
+from clickstream.sessions import GapSession, MinuteSession, SessionKey
+from clickstream.streams import KinesisRecordStream
+from clickstream.window_counter import ShardBatchResult, ShardRecord
+from clickstream.window_counter import run_batch as count_batch
+from clickstream.window_results import DynamoWindowResults, materialize
+from clickstream.window_store import (
+    DynamoWindowStateStore,
+    WindowPartial,
+    WindowStateStore,
+    WindowValue,
+    merge_partials,
+    window_pk,
+)
+from clickstream.windows import UNIQUE_USERS, to_micros, window_start
+from clickstream_local.aws import local_client
+from clickstream_local.moto_server import start_moto, stop_process
+from clickstream_local.stack import LocalStack
+
+SHARD = "shardId-000000000000"
+LATENESS = timedelta(seconds=30)
+NOW = datetime(2026, 3, 7, 15, 0, tzinfo=UTC)
+START = datetime(2026, 3, 7, 14, 0, tzinfo=UTC)
+BASELINE_WRITES_PER_1000 = 1000.0
+WINDOW_CONSUMER = "window-counter"
+SESSION_CONSUMER = "sessionizer"
+_WRITE_OPERATIONS = {"put_item", "update_item", "delete_item"}
+_TRANSACT_WRITES = ("Put", "Update", "Delete")
+
+
+# --- Counting proxy ---------------------------------------------------------------------------
+
+
+@dataclass
+class WriteCounts:
+    """Write actions sent, per table, and ConditionCheck actions apart."""
+
+    writes: Counter[str] = field(default_factory=Counter)
+    condition_checks: int = 0
+    requests: Counter[frozenset[str]] = field(default_factory=Counter)
+
+    def requests_of(self, table: str) -> int:
+        """Write requests (calls) that wrote to ``table``."""
+        return sum(n for tables, n in self.requests.items() if table in tables)
+
+    def record(self, operation: str, arguments: dict[str, Any]) -> None:
+        """Count the write actions of one call."""
+        tables: set[str] = set()
+        if operation == "transact_write_items":
+            for action in arguments["TransactItems"]:
+                for kind in _TRANSACT_WRITES:
+                    if kind in action:
+                        self.writes[action[kind]["TableName"]] += 1
+                        tables.add(action[kind]["TableName"])
+                self.condition_checks += "ConditionCheck" in action
+        elif operation == "batch_write_item":
+            for table, requests in arguments["RequestItems"].items():
+                self.writes[table] += len(requests)
+                tables.add(table)
+        elif operation in _WRITE_OPERATIONS:
+            self.writes[arguments["TableName"]] += 1
+            tables.add(arguments["TableName"])
+        if tables:
+            self.requests[frozenset(tables)] += 1
+
+
+class CountingClient:
+    """A boto3 DynamoDB client that counts the write actions it sends, and otherwise passes on."""
+
+    def __init__(self, client: Any, counts: WriteCounts) -> None:
+        self._client = client
+        self.counts = counts
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._client, name)
+        if not callable(target):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.counts.record(name, kwargs)
+            return target(*args, **kwargs)
+
+        return call
+
+
+# --- In-memory stores -------------------------------------------------------------------------
+
+
+class MemoryCheckpoints(CheckpointStore):
+    """Shard checkpoints in a dict, with the version check of the real store."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], ShardCheckpoint] = {}
+
+    def load(self, consumer: str, shard_id: str) -> ShardCheckpoint:
+        """The stored checkpoint or a fresh one."""
+        return self.items.get((consumer, shard_id), ShardCheckpoint(consumer, shard_id))
+
+    def all(self, consumer: str) -> list[ShardCheckpoint]:
+        """Every checkpoint of ``consumer``."""
+        return [c for (owner, _), c in self.items.items() if owner == consumer]
+
+    def save(self, checkpoint: ShardCheckpoint, expected_version: int) -> None:
+        """Store if the version is still ``expected_version``."""
+        if self.load(checkpoint.consumer, checkpoint.shard_id).version != expected_version:
+            raise CheckpointConflict("changed")
+        self.items[(checkpoint.consumer, checkpoint.shard_id)] = checkpoint
+
+
+class MemoryWindowState(WindowStateStore):
+    """Window partials as sets in a dict, unioned like the DynamoDB ``ADD``."""
+
+    def __init__(self, checkpoints: MemoryCheckpoints) -> None:
+        self.checkpoints = checkpoints
+        self.partials: dict[str, dict[str, WindowPartial]] = defaultdict(dict)
+
+    def apply(self, result: ShardBatchResult) -> None:
+        """Commit the checkpoint, then union the deltas."""
+        self.checkpoints.save(result.checkpoint, result.checkpoint_before.version)
+        shard_id = result.checkpoint.shard_id
+        for key, delta in result.deltas.items():
+            window = self.partials[window_pk(key.metric, key.size_seconds, key.window_start)]
+            old = window.get(f"{key.key}#{shard_id}", WindowPartial(key.key, shard_id))
+            window[f"{key.key}#{shard_id}"] = WindowPartial(
+                key.key,
+                shard_id,
+                old.members | delta.members,
+                old.events | delta.events,
+                old.late | delta.late,
+            )
+
+    def read_window(
+        self, metric: str, size_seconds: int, window_start: datetime
+    ) -> dict[str, WindowValue]:
+        """Every key of the window, merged."""
+        window = self.partials.get(window_pk(metric, size_seconds, window_start), {})
+        return merge_partials(list(window.values()))
+
+
+class MemorySessionState(SessionStore):
+    """Open session states and their close-time index in dicts."""
+
+    def __init__(self, checkpoints: MemoryCheckpoints) -> None:
+        self.checkpoints = checkpoints
+        self.states: dict[tuple[str, str, SessionKey], KeyState] = {}
+        self.index: set[tuple[str, str, int, SessionKey]] = set()
+
+    def load(
+        self, consumer: str, shard_id: str, keys: Iterable[SessionKey]
+    ) -> dict[SessionKey, KeyState]:
+        """The stored states of ``keys``."""
+        found = ((key, self.states.get((consumer, shard_id, key))) for key in keys)
+        return {key: state for key, state in found if state is not None}
+
+    def due(
+        self, consumer: str, shard_id: str, watermark: datetime, limit: int
+    ) -> list[SessionKey]:
+        """Keys closing at or before ``watermark``, earliest first."""
+        mark = to_micros(watermark)
+        entries = sorted(
+            (close_at, key)
+            for owner, shard, close_at, key in self.index
+            if (owner, shard) == (consumer, shard_id) and close_at <= mark
+        )
+        return [key for _, key in entries][:limit]
+
+    def commit(
+        self,
+        consumer: str,
+        shard_id: str,
+        changes: Sequence[KeyChange],
+        checkpoint: ShardCheckpoint,
+        expected_version: int,
+    ) -> None:
+        """Save the checkpoint, then apply the changes."""
+        self.checkpoints.save(checkpoint, expected_version)
+        for change in changes:
+            if change.close_at_before is not None:
+                self.index.discard((consumer, shard_id, change.close_at_before, change.key))
+            if change.after is None:
+                self.states.pop((consumer, shard_id, change.key), None)
+            else:
+                assert change.close_at_after is not None
+                self.states[(consumer, shard_id, change.key)] = change.after
+                self.index.add((consumer, shard_id, change.close_at_after, change.key))
+
+
+class AdapterActionCount(MemorySessionState):
+    """The in-memory store, counting the write actions the DynamoDB adapter builds per commit."""
+
+    def __init__(self, checkpoints: MemoryCheckpoints) -> None:
+        super().__init__(checkpoints)
+        self.actions = 0
+
+    def commit(
+        self,
+        consumer: str,
+        shard_id: str,
+        changes: Sequence[KeyChange],
+        checkpoint: ShardCheckpoint,
+        expected_version: int,
+    ) -> None:
+        """Count ``change_actions`` of every change plus the checkpoint put, then commit."""
+        self.actions += 1 + sum(
+            len(change_actions("bench", consumer, shard_id, change)) for change in changes
+        )
+        super().commit(consumer, shard_id, changes, checkpoint, expected_version)
+
+
+class MemoryMinuteSink(MinuteSessionSink):
+    """Per-minute rows kept in a list."""
+
+    def __init__(self) -> None:
+        self.rows: list[MinuteSession] = []
+
+    def put(self, rows: Sequence[MinuteSession]) -> None:
+        """Keep the rows."""
+        self.rows.extend(rows)
+
+
+class MemoryGapSink(GapSessionSink):
+    """Gap sessions kept in a list."""
+
+    def __init__(self) -> None:
+        self.sessions: list[GapSession] = []
+
+    def put(
+        self, sessions: Sequence[GapSession], shard_id: str, first_seq: str, last_seq: str
+    ) -> None:
+        """Keep the sessions."""
+        self.sessions.extend(sessions)
+
+
+# --- 1 and 2: writes per event and in-process throughput --------------------------------------
+
+
+def create_table(client: Any, name: str) -> str:
+    """A pay-per-request table with string ``pk``/``sk`` keys."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+def batches(events: Sequence[Event], size: int) -> list[list[Event]]:
+    """The events in arrival order, cut into shard batches of ``size``."""
+    return [list(events[i : i + size]) for i in range(0, len(events), size)]
+
+
+def window_records(batch: Sequence[Event], first: int) -> list[ShardRecord]:
+    """Window-counter shard records, sequence numbers counting up from ``first``."""
+    return [ShardRecord(str(first + n), e.to_json_line(), NOW) for n, e in enumerate(batch)]
+
+
+def session_records(batch: Sequence[Event], first: int) -> list[SessionRecord]:
+    """Sessionizer shard records, sequence numbers counting up from ``first``."""
+    return [SessionRecord(str(first + n), e.to_json_line()) for n, e in enumerate(batch)]
+
+
+def run_window_counter(
+    cut: Sequence[Sequence[Event]],
+    checkpoints: CheckpointStore,
+    state: WindowStateStore,
+    after_batch: Callable[[ShardBatchResult], None] = lambda _: None,
+) -> float:
+    """Seconds spent in ``run_batch`` over every batch (``after_batch`` is not timed)."""
+    spent, first = 0.0, 1000
+    for batch in cut:
+        records = window_records(batch, first)
+        first += len(batch)
+        started = time.perf_counter()
+        result = count_batch(
+            records,
+            SHARD,
+            WINDOW_CONSUMER,
+            checkpoints=checkpoints,
+            state=state,
+            allowed_lateness=LATENESS,
+            now=NOW,
+        )
+        spent += time.perf_counter() - started
+        after_batch(result)
+    return spent
+
+
+def run_sessionizer(
+    cut: Sequence[Sequence[Event]], checkpoints: CheckpointStore, state: SessionStore
+) -> float:
+    """Seconds spent in the sessionizer's ``run_batch`` over every batch."""
+    minute_sink, gap_sink = MemoryMinuteSink(), MemoryGapSink()
+    spent, first = 0.0, 1000
+    for batch in cut:
+        records = session_records(batch, first)
+        first += len(batch)
+        started = time.perf_counter()
+        sessionize_batch(
+            records,
+            SHARD,
+            SESSION_CONSUMER,
+            checkpoints=checkpoints,
+            state=state,
+            minute_sink=minute_sink,
+            gap_sink=gap_sink,
+            allowed_lateness=LATENESS,
+            now=NOW,
+        )
+        spent += time.perf_counter() - started
+    return spent
+
+
+def bench_window_counter(
+    endpoint: str, events: Sequence[Event], batch_size: int, repeats: int
+) -> dict[str, float]:
+    """Window counter: write actions per 1,000 events and records/s, fake versus moto."""
+    cut = batches(events, batch_size)
+    per_thousand = 1000.0 / len(events)
+    fake = []
+    for _ in range(repeats):
+        checkpoints = MemoryCheckpoints()
+        fake.append(run_window_counter(cut, checkpoints, MemoryWindowState(checkpoints)))
+    counts = WriteCounts()
+    client = CountingClient(local_client("dynamodb", endpoint), counts)
+    state_table = create_table(client, "bench-window-state")
+    results_table = create_table(client, "bench-window-results")
+    checkpoints = DynamoCheckpointStore(client, state_table)
+    state = DynamoWindowStateStore(client, state_table)
+    rows = DynamoWindowResults(client, results_table)
+
+    def rewrite_rows(result: ShardBatchResult) -> None:
+        rows.write(materialize(state, checkpoints, WINDOW_CONSUMER, [SHARD], result.deltas.keys()))
+
+    moto = run_window_counter(cut, checkpoints, state, rewrite_rows)
+    writes = counts.writes[state_table] * per_thousand
+    fake_rate, moto_rate = len(events) / statistics.median(fake), len(events) / moto
+    return {
+        "window_writes_per_1000_events": writes,
+        "window_writes_vs_one_per_event_ratio": writes / BASELINE_WRITES_PER_1000,
+        "window_write_requests_per_1000_events": counts.requests_of(state_table) * per_thousand,
+        "window_condition_checks_per_1000_events": counts.condition_checks * per_thousand,
+        "window_result_row_writes_per_1000_events": counts.writes[results_table] * per_thousand,
+        "window_fake_records_per_s": fake_rate,
+        "window_moto_records_per_s": moto_rate,
+        "window_fake_vs_moto_ratio": fake_rate / moto_rate,
+    }
+
+
+def bench_sessionizer(
+    endpoint: str,
+    events: Sequence[Event],
+    moto_events: int,
+    batch_size: int,
+    repeats: int,
+) -> dict[str, float]:
+    """Sessionizer: write actions per 1,000 events and records/s, fake versus moto.
+
+    The moto run takes the first ``moto_events`` events only: moto copies the whole table for
+    every action of a transaction, so a commit of ~100 actions on a table of thousands of open
+    states takes seconds there. The fake runs once on the same prefix (for the ratio) and once
+    on every event, counting the actions the DynamoDB adapter builds for each commit
+    (``change_actions`` + the checkpoint put), to show whether the prefix is representative.
+    """
+    prefix = batches(events[:moto_events], batch_size)
+    fake = []
+    for _ in range(repeats):
+        checkpoints = MemoryCheckpoints()
+        fake.append(run_sessionizer(prefix, checkpoints, MemorySessionState(checkpoints)))
+    checkpoints = MemoryCheckpoints()
+    adapter = AdapterActionCount(checkpoints)
+    run_sessionizer(batches(events, batch_size), checkpoints, adapter)
+
+    counts = WriteCounts()
+    client = CountingClient(local_client("dynamodb", endpoint), counts)
+    table = create_table(client, "bench-sessions")
+    moto = run_sessionizer(
+        prefix, DynamoCheckpointStore(client, table), DynamoSessionStateStore(client, table)
+    )
+    writes = counts.writes[table] * 1000.0 / moto_events
+    fake_rate, moto_rate = moto_events / statistics.median(fake), moto_events / moto
+    return {
+        "session_writes_per_1000_events": writes,
+        "session_writes_vs_one_per_event_ratio": writes / BASELINE_WRITES_PER_1000,
+        "session_write_requests_per_1000_events": counts.requests_of(table) * 1000.0 / moto_events,
+        "session_condition_checks_per_1000_events": counts.condition_checks * 1000.0 / moto_events,
+        "session_adapter_actions_per_1000_events_all": adapter.actions * 1000.0 / len(events),
+        "session_fake_records_per_s": fake_rate,
+        "session_moto_records_per_s": moto_rate,
+        "session_fake_vs_moto_ratio": fake_rate / moto_rate,
+        "session_moto_events": float(moto_events),
+    }
+
+
+# --- 3: event-to-result latency on the local stack --------------------------------------------
+
+
+@dataclass
+class Pending:
+    """An event that raised its row's expected value, waiting to be seen."""
+
+    row: tuple[datetime, str]
+    expected: int
+    sent_at: float
+
+
+@dataclass
+class LatencyTracker:
+    """Expected unique-users values per (15-s window, url) and the events waiting on them."""
+
+    users: dict[tuple[datetime, str], set[int]] = field(default_factory=lambda: defaultdict(set))
+    pending: list[Pending] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    last_sent_at: float = 0.0
+
+    def sent(self, events: Iterable[Event], sent_at: float, measured: bool = True) -> None:
+        """Note events put at ``sent_at``; those new to their row wait to be seen."""
+        self.last_sent_at = sent_at
+        for event in events:
+            row = (window_start(event.trans_timestamp, 15), event.url)
+            if event.custid in self.users[row]:
+                continue
+            self.users[row].add(event.custid)
+            if measured:
+                self.pending.append(Pending(row, len(self.users[row]), sent_at))
+
+    def poll(self, results: DynamoWindowResults) -> None:
+        """Query the results table once and settle the events it now shows."""
+        values = {(r.window_start, r.key): r.value for r in results.rows(UNIQUE_USERS, 15)}
+        seen_at = time.perf_counter()
+        waiting: list[Pending] = []
+        for item in self.pending:
+            if values.get(item.row, 0) >= item.expected:
+                self.latencies.append(seen_at - item.sent_at)
+            else:
+                waiting.append(item)
+        self.pending = waiting
+
+
+def shard_of(partition_key: str, ranges: Sequence[tuple[int, int, str]]) -> str:
+    """The shard Kinesis puts a partition key in (MD5 of the key in the shard's hash range)."""
+    point = int.from_bytes(hashlib.md5(partition_key.encode()).digest(), "big")
+    return next(shard for low, high, shard in ranges if low <= point <= high)
+
+
+def warm_up_events(kinesis: Any, stream: str, moment: datetime, seed: int) -> list[Event]:
+    """A few events at ``moment`` with at least one on every shard."""
+    shards = kinesis.list_shards(StreamName=stream)["Shards"]
+    ranges = [
+        (
+            int(s["HashKeyRange"]["StartingHashKey"]),
+            int(s["HashKeyRange"]["EndingHashKey"]),
+            s["ShardId"],
+        )
+        for s in shards
+    ]
+    chosen: dict[str, Event] = {}
+    for event in generate("realistic", seed=seed, start=moment, rate=50, count=500):
+        chosen.setdefault(shard_of(event.partition_key, ranges), event)
+        if len(chosen) == len(ranges):
+            break
+    return [replace(event, trans_timestamp=moment) for event in chosen.values()]
+
+
+def wait_seen(tracker: LatencyTracker, results: DynamoWindowResults, timeout: float) -> None:
+    """Poll until nothing is pending, or raise after ``timeout`` seconds."""
+    deadline = time.perf_counter() + timeout
+    while tracker.pending:
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"{len(tracker.pending)} events never showed in the results")
+        tracker.poll(results)
+        time.sleep(0.1)
+
+
+def bench_latency(seconds: float, rate: float, poll: float, seed: int) -> dict[str, float]:
+    """p50/p95 seconds from PutRecords to a results row that includes the event."""
+    with tempfile.TemporaryDirectory() as home:
+        stack = LocalStack(home=Path(home))
+        state, _ = stack.up()
+        try:
+            template = state.template()
+            kinesis = state.client("kinesis")
+            stream_name = template.resource("ClickstreamStream").physical_id
+            stream = KinesisRecordStream(kinesis, stream_name)
+            results = DynamoWindowResults(
+                state.client("dynamodb"), template.resource("WindowResultsTable").physical_id
+            )
+            warm = LatencyTracker()
+            warm_events = warm_up_events(
+                kinesis, stream_name, datetime.now(UTC) - timedelta(seconds=16), seed
+            )
+            warm.sent(warm_events, time.perf_counter())
+            stream.put_records([event_record(event) for event in warm_events])
+            wait_seen(warm, results, timeout=120)
+
+            tracker = LatencyTracker()
+            count = int(seconds * rate)
+            queue = list(
+                generate("realistic", seed=seed, start=datetime.now(UTC), rate=rate, count=count)
+            )
+            queue.reverse()
+            started = time.perf_counter()
+            last_poll = 0.0
+            sent = 0
+            while queue:
+                due = min(len(queue), int((time.perf_counter() - started) * rate) + 1 - sent)
+                if due > 0:
+                    stamped = [
+                        replace(queue.pop(), trans_timestamp=datetime.now(UTC)) for _ in range(due)
+                    ]
+                    sent_at = time.perf_counter()
+                    outcomes = stream.put_records([event_record(e) for e in stamped])
+                    if not all(outcome.accepted for outcome in outcomes):
+                        raise RuntimeError("the stream refused records")
+                    tracker.sent(stamped, sent_at)
+                    sent += due
+                if time.perf_counter() - last_poll >= poll:
+                    last_poll = time.perf_counter()
+                    tracker.poll(results)
+                time.sleep(0.01)
+            send_seconds = tracker.last_sent_at - started
+            wait_seen(tracker, results, timeout=120)
+        finally:
+            stack.down(keep_lake=False)
+    latencies = sorted(tracker.latencies)
+    return {
+        "latency_p50_s": statistics.quantiles(latencies, n=100)[49],
+        "latency_p95_s": statistics.quantiles(latencies, n=100)[94],
+        "latency_max_s": latencies[-1],
+        "latency_measured_events": float(len(latencies)),
+        "latency_events_sent": float(count),
+        "latency_achieved_rate_per_s": (count - 1) / send_seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--event-rate", type=float, default=200.0, help="event-time rate")
+    parser.add_argument(
+        "--session-events", type=int, default=1000, help="events of the sessionizer moto run"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="fake-store runs (median)")
+    parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument("--rate", type=float, default=200.0, help="events/s put on the stack")
+    parser.add_argument("--poll", type=float, default=0.1, help="results poll interval (s)")
+    arguments = parser.parse_args()
+    events = list(
+        generate(
+            "realistic", seed=11, start=START, rate=arguments.event_rate, count=arguments.events
+        )
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        process, endpoint = start_moto(Path(folder) / "moto.log")
+        try:
+            window = bench_window_counter(endpoint, events, arguments.batch, arguments.repeats)
+            sessions = bench_sessionizer(
+                endpoint, events, arguments.session_events, arguments.batch, arguments.repeats
+            )
+        finally:
+            stop_process(process.pid)
+    latency = bench_latency(arguments.latency_seconds, arguments.rate, arguments.poll, seed=23)
+    results = {
+        **window,
+        **sessions,
+        **latency,
+        "events": float(arguments.events),
+        "batch_size": float(arguments.batch),
+        "baseline_writes_per_1000_events": BASELINE_WRITES_PER_1000,
+    }
+    for key, value in results.items():
+        print(f"{key:<45} {value:,.3f}")
+    json.dump(results, sys.stderr)
+    sys.stderr.write("\n")
+
+
+if __name__ == "__main__":
+    main()
