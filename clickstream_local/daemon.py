@@ -9,8 +9,16 @@ import signal
 import threading
 from pathlib import Path
 
+from clickstream.window_results import DynamoWindowResults
+from clickstream_local.aws import local_client
 from clickstream_local.cfn import Template
-from clickstream_local.dashboard import NoWindowResults, UniqueVisitorsSource, dashboard_app
+from clickstream_local.dashboard import (
+    LatestWindowResults,
+    NoWindowResults,
+    UniqueVisitorsSource,
+    WindowResultsSource,
+    dashboard_app,
+)
 from clickstream_local.services import StackServices, control_server
 
 
@@ -52,8 +60,13 @@ def main(argv: list[str] | None = None) -> None:
     local_environment = json.loads(arguments.local_environment)
     dashboard = None
     if "OPENSEARCH_URL" in local_environment:
+        windows: WindowResultsSource = NoWindowResults()
+        if "WindowResultsTable" in template.document["Resources"]:
+            table = template.resource("WindowResultsTable").physical_id
+            sink = DynamoWindowResults(local_client("dynamodb", arguments.endpoint), table)
+            windows = LatestWindowResults(sink)
         dashboard = dashboard_app(
-            UniqueVisitorsSource.from_url(local_environment["OPENSEARCH_URL"]), NoWindowResults()
+            UniqueVisitorsSource.from_url(local_environment["OPENSEARCH_URL"]), windows
         )
     server = control_server(services, arguments.port, dashboard)
 

@@ -247,6 +247,42 @@ class NoWindowResults:
         return None
 
 
+class LatestWindowResults:
+    """The window counter's results table: the latest windows of each metric and size.
+
+    ``sink`` is a :class:`clickstream.window_results.DynamoWindowResults`; ``latest`` windows are
+    shown per metric and size (all their keys). No rows yet means "not available".
+    """
+
+    def __init__(self, sink: Any, latest: int = 4) -> None:
+        self.sink = sink
+        self.latest = latest
+
+    def rows(self) -> list[WindowRow] | None:
+        """Rows of the most recent windows, oldest to newest, per metric and size."""
+        shown: list[WindowRow] = []
+        for metric, name, size in (
+            ("unique-users", "unique_users_per_url", 15),
+            ("unique-users", "unique_users_per_url", 60),
+            ("top-sources", "top_sources", 60),
+        ):
+            rows = self.sink.rows(metric, size)
+            starts = sorted({row.window_start for row in rows}, reverse=True)[: self.latest]
+            for row in sorted(rows, key=lambda r: (r.window_start, -r.value), reverse=False):
+                if row.window_start in starts:
+                    shown.append(
+                        WindowRow(
+                            metric=name,
+                            window_seconds=size,
+                            window_start=row.window_start.isoformat().replace("+00:00", "Z"),
+                            key=row.key,
+                            value=row.value,
+                            final=row.final,
+                        )
+                    )
+        return shown or None
+
+
 class DashboardApp:
     """The dashboard's routes as a plain callable: ``app(path, query) -> Response``."""
 

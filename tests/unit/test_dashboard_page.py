@@ -301,3 +301,48 @@ def test_windows_rows_are_returned_once_a_source_provides_them() -> None:
             "final": True,
         }
     ]
+
+
+def test_latest_window_results_show_the_newest_windows_of_each_metric() -> None:
+    # GIVEN result rows of three 15 s windows and one top-sources minute
+    from datetime import UTC, datetime, timedelta
+
+    from clickstream.window_results import ResultRow
+    from clickstream_local.dashboard import LatestWindowResults
+
+    start = datetime(2026, 3, 7, 14, 0, tzinfo=UTC)
+
+    def row(metric: str, size: int, offset: int, key: str, value: int) -> ResultRow:
+        begin = start + timedelta(seconds=offset)
+        return ResultRow(
+            metric, size, begin, begin + timedelta(seconds=size), key, value, offset < 30, 0, None
+        )
+
+    class FakeSink:
+        def rows(self, metric: str, size: int) -> list[ResultRow]:
+            if (metric, size) == ("unique-users", 15):
+                return [row(metric, 15, s, "beer_cart", s + 1) for s in (0, 15, 30)]
+            if (metric, size) == ("top-sources", 60):
+                return [row(metric, 60, 0, "google", 9)]
+            return []
+
+    # WHEN the two newest windows are asked for
+    rows = LatestWindowResults(FakeSink(), latest=2).rows()
+    # THEN the 15 s metric shows its two newest windows and the sources their minute
+    assert rows is not None
+    unique = [r for r in rows if r.metric == "unique_users_per_url"]
+    assert [r.window_start for r in unique] == ["2026-03-07T14:00:15Z", "2026-03-07T14:00:30Z"]
+    assert [(r.key, r.value, r.final) for r in unique] == [
+        ("beer_cart", 16, True),
+        ("beer_cart", 31, False),
+    ]
+    assert [(r.metric, r.key, r.value) for r in rows if r.metric == "top_sources"] == [
+        ("top_sources", "google", 9)
+    ]
+
+    # AND with no rows at all the panel says "not available"
+    class EmptySink:
+        def rows(self, metric: str, size: int) -> list[ResultRow]:
+            return []
+
+    assert LatestWindowResults(EmptySink()).rows() is None
