@@ -27,6 +27,7 @@ from clickstream.sessionizer import (
     close_idle,
     run_batch,
 )
+from clickstream.settings import required, seconds
 from clickstream.window_consumer import shard_records
 
 CONSUMER = "sessionizer"
@@ -50,22 +51,15 @@ class SessionizerSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SessionizerSettings:
         """Read the settings; a missing required variable raises ValueError naming it."""
-
-        def required(name: str) -> str:
-            value = env.get(name, "").strip()
-            if not value:
-                raise ValueError(f"{name} is not set")
-            return value
-
         return cls(
-            state_table=required("STATE_TABLE"),
-            stream_name=required("STREAM_NAME"),
-            delivery_stream=required("AGGREGATED_DELIVERY_STREAM"),
-            lake_bucket=required("LAKE_BUCKET"),
+            state_table=required(env, "STATE_TABLE"),
+            stream_name=required(env, "STREAM_NAME"),
+            delivery_stream=required(env, "AGGREGATED_DELIVERY_STREAM"),
+            lake_bucket=required(env, "LAKE_BUCKET"),
             sessions_prefix=env.get("SESSIONS_PREFIX", "sessions/"),
             quarantine_prefix=env.get("QUARANTINE_PREFIX", "quarantine/sessionizer/"),
-            allowed_lateness=timedelta(seconds=float(env.get("ALLOWED_LATENESS_SECONDS", "30"))),
-            idle_timeout=timedelta(seconds=float(env.get("IDLE_TIMEOUT_SECONDS", "60"))),
+            allowed_lateness=seconds(env, "ALLOWED_LATENESS_SECONDS", 30),
+            idle_timeout=seconds(env, "IDLE_TIMEOUT_SECONDS", 60),
             inactivity_timeout=timedelta(
                 minutes=float(env.get("SESSION_INACTIVITY_MINUTES", "30"))
             ),

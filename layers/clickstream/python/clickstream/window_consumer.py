@@ -25,6 +25,7 @@ from clickstream.checkpoints import (
 from clickstream.events import InvalidEvent, parse_event
 from clickstream.search.indexer import QuarantinedRecord as QuarantineEntry
 from clickstream.search.indexer import QuarantineSink
+from clickstream.settings import required, seconds
 from clickstream.window_counter import ShardRecord, run_batch
 from clickstream.window_results import DynamoWindowResults, materialize
 from clickstream.window_store import WindowStateStore
@@ -49,21 +50,14 @@ class WindowCounterSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WindowCounterSettings:
         """Read the settings; a missing required variable raises ValueError naming it."""
-
-        def required(name: str) -> str:
-            value = env.get(name, "").strip()
-            if not value:
-                raise ValueError(f"{name} is not set")
-            return value
-
         return cls(
-            state_table=required("STATE_TABLE"),
-            results_table=required("RESULTS_TABLE"),
-            stream_name=required("STREAM_NAME"),
-            quarantine_bucket=required("QUARANTINE_BUCKET"),
+            state_table=required(env, "STATE_TABLE"),
+            results_table=required(env, "RESULTS_TABLE"),
+            stream_name=required(env, "STREAM_NAME"),
+            quarantine_bucket=required(env, "QUARANTINE_BUCKET"),
             quarantine_prefix=env.get("QUARANTINE_PREFIX", "quarantine/window-counter/"),
-            allowed_lateness=timedelta(seconds=float(env.get("ALLOWED_LATENESS_SECONDS", "30"))),
-            idle_timeout=timedelta(seconds=float(env.get("IDLE_TIMEOUT_SECONDS", "60"))),
+            allowed_lateness=seconds(env, "ALLOWED_LATENESS_SECONDS", 30),
+            idle_timeout=seconds(env, "IDLE_TIMEOUT_SECONDS", 60),
             retention_days=int(env.get("STATE_RETENTION_DAYS", "7")),
         )
 
