@@ -1,0 +1,129 @@
+"""Local PySpark for the Glue jobs: s3a:// on the moto endpoint, Hive metastore on Derby.
+
+PySpark bundles Hadoop's client jars but not ``hadoop-aws``. :func:`s3a_jars` fetches
+``hadoop-aws`` at exactly pyspark's Hadoop version, with the AWS SDK bundle it was built against,
+from Maven Central (``clickstream_local/jvm/pom.xml``) into the cache folder, once.
+:func:`local_spark_session` builds a ``local[*]`` session that reads and writes ``s3a://`` on the
+local endpoint (path-style, plain HTTP, the moto credentials) and, when asked, keeps a Hive
+metastore in embedded Derby under a folder of the local state.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clickstream_local.opensearch import cache_dir, java_home
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+POM = Path(__file__).resolve().parent / "jvm" / "pom.xml"
+LOCAL_ACCESS_KEY = "testing"
+LOCAL_SECRET_KEY = "testing"
+
+
+def pyspark_hadoop_version() -> str:
+    """The Hadoop version of the jars that ship inside the installed pyspark."""
+    import pyspark
+
+    jars = Path(pyspark.__file__).resolve().parent / "jars"
+    for jar in sorted(jars.glob("hadoop-client-api-*.jar")):
+        match = re.fullmatch(r"hadoop-client-api-(\d+\.\d+\.\d+)\.jar", jar.name)
+        if match:
+            return match.group(1)
+    raise RuntimeError(f"no hadoop-client-api jar in {jars}: is pyspark installed completely?")
+
+
+def s3a_jars(hadoop_version: str | None = None) -> list[Path]:
+    """``hadoop-aws`` and its runtime dependencies, fetched with Maven once and cached."""
+    version = hadoop_version or pyspark_hadoop_version()
+    folder = cache_dir() / f"spark-s3a-{version}"
+    marker = folder / ".complete"
+    if not marker.exists():
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise RuntimeError("Maven (mvn) is needed to fetch hadoop-aws from Maven Central")
+        staging = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        subprocess.run(
+            [
+                mvn,
+                "--batch-mode",
+                "--quiet",
+                "--file",
+                str(POM),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-Dhadoop.version={version}",
+                f"-DoutputDirectory={staging}",
+            ],
+            check=True,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+        marker.touch()
+    return sorted(folder.glob("*.jar"))
+
+
+def local_spark_session(
+    s3_endpoint: str | None = None,
+    *,
+    metastore_dir: Path | None = None,
+    app_name: str = "clickstream-local",
+    shuffle_partitions: int = 4,
+) -> SparkSession:
+    """A ``local[*]`` session: s3a:// on ``s3_endpoint``, Hive support with ``metastore_dir``."""
+    os.environ.setdefault("JAVA_HOME", str(java_home()))
+    os.environ.setdefault("PYSPARK_PYTHON", shutil.which("python") or "python3")
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.master("local[*]")
+        .appName(app_name)
+        .config("spark.jars", ",".join(str(jar) for jar in s3a_jars()))
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
+    )
+    if s3_endpoint:
+        for key, value in s3a_settings(s3_endpoint).items():
+            builder = builder.config(f"spark.hadoop.{key}", value)
+    if metastore_dir is not None:
+        metastore_dir.mkdir(parents=True, exist_ok=True)
+        derby = metastore_dir / "metastore_db"
+        builder = (
+            builder.config("spark.sql.warehouse.dir", str(metastore_dir / "warehouse"))
+            .config(
+                "spark.hadoop.javax.jdo.option.ConnectionURL",
+                f"jdbc:derby:;databaseName={derby};create=true",
+            )
+            .config(
+                "spark.driver.extraJavaOptions",
+                f"-Duser.timezone=UTC -Dderby.system.home={metastore_dir}",
+            )
+            .enableHiveSupport()
+        )
+    return builder.getOrCreate()
+
+
+def s3a_settings(endpoint: str) -> dict[str, str]:
+    """Hadoop settings that point s3a:// at a local S3 endpoint (moto) over plain HTTP."""
+    return {
+        "fs.s3a.endpoint": endpoint,
+        "fs.s3a.path.style.access": "true",
+        "fs.s3a.connection.ssl.enabled": "false",
+        "fs.s3a.access.key": LOCAL_ACCESS_KEY,
+        "fs.s3a.secret.key": LOCAL_SECRET_KEY,
+        "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+        "fs.s3a.change.detection.mode": "none",
+        "fs.s3a.fast.upload": "true",
+        "fs.s3a.committer.name": "file",
+        "mapreduce.fileoutputcommitter.algorithm.version": "2",
+    }
