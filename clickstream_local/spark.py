@@ -17,14 +17,13 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clickstream_local.aws import LOCAL_CREDENTIALS
 from clickstream_local.opensearch import cache_dir, java_home
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 POM = Path(__file__).resolve().parent / "jvm" / "pom.xml"
-LOCAL_ACCESS_KEY = "testing"
-LOCAL_SECRET_KEY = "testing"
 
 
 def pyspark_hadoop_version() -> str:
@@ -119,8 +118,8 @@ def s3a_settings(endpoint: str) -> dict[str, str]:
         "fs.s3a.endpoint": endpoint,
         "fs.s3a.path.style.access": "true",
         "fs.s3a.connection.ssl.enabled": "false",
-        "fs.s3a.access.key": LOCAL_ACCESS_KEY,
-        "fs.s3a.secret.key": LOCAL_SECRET_KEY,
+        "fs.s3a.access.key": LOCAL_CREDENTIALS["aws_access_key_id"],
+        "fs.s3a.secret.key": LOCAL_CREDENTIALS["aws_secret_access_key"],
         "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
         "fs.s3a.change.detection.mode": "none",
         "fs.s3a.fast.upload": "true",
