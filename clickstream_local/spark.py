@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,16 +76,18 @@ def local_spark_session(
     metastore_dir: Path | None = None,
     app_name: str = "clickstream-local",
     shuffle_partitions: int = 4,
+    driver_memory: str = "4g",
 ) -> SparkSession:
     """A ``local[*]`` session: s3a:// on ``s3_endpoint``, Hive support with ``metastore_dir``."""
     os.environ.setdefault("JAVA_HOME", str(java_home()))
-    os.environ.setdefault("PYSPARK_PYTHON", shutil.which("python") or "python3")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
     builder = (
         SparkSession.builder.master("local[*]")
         .appName(app_name)
         .config("spark.jars", ",".join(str(jar) for jar in s3a_jars()))
+        .config("spark.driver.memory", driver_memory)
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
@@ -115,6 +118,7 @@ def local_spark_session(
 def s3a_settings(endpoint: str) -> dict[str, str]:
     """Hadoop settings that point s3a:// at a local S3 endpoint (moto) over plain HTTP."""
     return {
+        "fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "fs.s3a.endpoint": endpoint,
         "fs.s3a.path.style.access": "true",
         "fs.s3a.connection.ssl.enabled": "false",

@@ -1,0 +1,52 @@
+"""Glue job: sessions from the stream layer to curated Parquet.
+
+- ``aggregated/`` (seed-compatible per-minute rows, CSV without a header) becomes
+  ``minute_sessions/`` with the task's column names, one row per ``sessionid`` (the revision with
+  the most events), partitioned by the hour of ``aggreg_time``;
+- ``sessions/`` (30-minute gap sessions, JSON lines) becomes ``gap_sessions/``, one row per
+  ``session_id`` (the one with the most pages), partitioned by the hour of ``session_start``.
+
+Arguments: ``--source_bucket`` and ``--curated_bucket``; optional ``--aggregated_prefix``
+(``aggregated/``), ``--sessions_prefix`` (``sessions/``) and ``--compression`` (``zstd``).
+Incremental and idempotent like the events job.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from clickstream_glue.args import resolve_options
+from clickstream_glue.incremental import run_incremental
+from clickstream_glue.runtime import start_job
+from clickstream_glue.tables import GAP_SESSIONS, MINUTE_SESSIONS
+
+JOB_NAME = "aggregated_to_curated_sessions"
+REQUIRED = ("source_bucket", "curated_bucket")
+DEFAULTS = {
+    "aggregated_prefix": "aggregated/",
+    "sessions_prefix": "sessions/",
+    "compression": "zstd",
+    "JOB_NAME": JOB_NAME,
+    "JOB_RUN_ID": "",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Resolve the arguments, run once, print the counts as JSON, commit the Glue job."""
+    options = resolve_options(sys.argv if argv is None else argv, REQUIRED, DEFAULTS)
+    job = start_job(JOB_NAME, options)
+    sources = [
+        (options["aggregated_prefix"], MINUTE_SESSIONS),
+        (options["sessions_prefix"], GAP_SESSIONS),
+    ]
+    report = run_incremental(job, JOB_NAME, sources, options["compression"])
+    print(json.dumps(report))
+    job.commit()
+    return report
+
+
+if __name__ == "__main__":
+    main()

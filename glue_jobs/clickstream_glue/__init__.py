@@ -1,0 +1,1 @@
+"""Shared code of the Glue jobs: arguments, runtime, records, the ledger and the lake writer."""
