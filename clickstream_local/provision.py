@@ -2,7 +2,8 @@
 
 There is no hand-written list of resources: each supported resource type has one function that
 turns its (resolved) CloudFormation properties into the matching API calls. Types with no
-data-plane meaning locally (IAM roles, log groups, layers, schedules) are listed as not emulated.
+data-plane meaning locally (IAM roles, log groups, layers, Glue jobs and their triggers, EventBridge
+rules, Athena workgroups) are listed as not emulated.
 """
 
 from __future__ import annotations
@@ -32,6 +33,25 @@ PROVISIONED_TYPES = (
 
 RUN_LOCALLY_TYPES = ("AWS::Serverless::Function", "AWS::OpenSearchService::Domain")
 """Resource types the local stack runs itself: functions (event-source runner), OpenSearch."""
+
+NOT_EMULATED_TYPES = (
+    "AWS::IAM::Role",
+    "AWS::Logs::LogGroup",
+    "AWS::Logs::LogStream",
+    "AWS::Serverless::LayerVersion",
+    "AWS::Glue::Job",
+    "AWS::Glue::Workflow",
+    "AWS::Glue::Trigger",
+    "AWS::Events::Rule",
+    "AWS::Athena::WorkGroup",
+    "AWS::Athena::NamedQuery",
+)
+"""Resource types with no local data-plane meaning, reported as ``not emulated``.
+
+Permissions and logs are not enforced locally, and layers are the local import path. Glue job
+scripts run locally with PySpark, not as Glue jobs started by workflows, event triggers and S3
+EventBridge rules; queries run with Spark SQL or DuckDB, not in an Athena workgroup.
+"""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 PySpark bundles Hadoop's client jars but not ``hadoop-aws``. :func:`s3a_jars` fetches
 ``hadoop-aws`` at exactly pyspark's Hadoop version, with the AWS SDK bundle it was built against,
-from Maven Central (``clickstream_local/jvm/pom.xml``) into the cache folder, once.
+and the HCatalog JSON SerDe at pyspark's Hive version (the JSON SerDe the catalog's tables name,
+which Athena reads too), from Maven Central (``clickstream_local/jvm/pom.xml``) into the cache
+folder, once.
 :func:`local_spark_session` builds a ``local[*]`` session that reads and writes ``s3a://`` on the
 local endpoint (path-style, plain HTTP, the moto credentials) and, when asked, keeps a Hive
 metastore in embedded Derby under a folder of the local state.
@@ -29,20 +31,30 @@ POM = Path(__file__).resolve().parent / "jvm" / "pom.xml"
 
 def pyspark_hadoop_version() -> str:
     """The Hadoop version of the jars that ship inside the installed pyspark."""
+    return _bundled_version(r"hadoop-client-api-(\d+\.\d+\.\d+)\.jar")
+
+
+def pyspark_hive_version() -> str:
+    """The Hive version of the jars that ship inside the installed pyspark."""
+    return _bundled_version(r"hive-serde-(\d+\.\d+\.\d+)\.jar")
+
+
+def _bundled_version(pattern: str) -> str:
     import pyspark
 
     jars = Path(pyspark.__file__).resolve().parent / "jars"
-    for jar in sorted(jars.glob("hadoop-client-api-*.jar")):
-        match = re.fullmatch(r"hadoop-client-api-(\d+\.\d+\.\d+)\.jar", jar.name)
+    for jar in sorted(jars.iterdir()):
+        match = re.fullmatch(pattern, jar.name)
         if match:
             return match.group(1)
-    raise RuntimeError(f"no hadoop-client-api jar in {jars}: is pyspark installed completely?")
+    raise RuntimeError(f"no jar like {pattern} in {jars}: is pyspark installed completely?")
 
 
-def s3a_jars(hadoop_version: str | None = None) -> list[Path]:
-    """``hadoop-aws`` and its runtime dependencies, fetched with Maven once and cached."""
-    version = hadoop_version or pyspark_hadoop_version()
-    folder = cache_dir() / f"spark-s3a-{version}"
+def s3a_jars(hadoop_version: str | None = None, hive_version: str | None = None) -> list[Path]:
+    """``hadoop-aws`` (with its runtime dependencies) and the HCatalog JSON SerDe, fetched once."""
+    hadoop = hadoop_version or pyspark_hadoop_version()
+    hive = hive_version or pyspark_hive_version()
+    folder = cache_dir() / f"spark-jars-hadoop{hadoop}-hive{hive}"
     marker = folder / ".complete"
     if not marker.exists():
         mvn = shutil.which("mvn")
@@ -59,7 +71,8 @@ def s3a_jars(hadoop_version: str | None = None) -> list[Path]:
                 str(POM),
                 "dependency:copy-dependencies",
                 "-DincludeScope=runtime",
-                f"-Dhadoop.version={version}",
+                f"-Dhadoop.version={hadoop}",
+                f"-Dhive.version={hive}",
                 f"-DoutputDirectory={staging}",
             ],
             check=True,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from clickstream.events import FIELDS
+from clickstream.sessions import MINUTE_SESSION_COLUMNS
 from clickstream_local.aws import local_client
-from clickstream_local.provision import PROVISIONED_TYPES, Provisioner
+from clickstream_local.provision import NOT_EMULATED_TYPES, PROVISIONED_TYPES, Provisioner
 
 from .conftest import project_template
 
@@ -27,8 +30,8 @@ def test_every_supported_resource_of_the_template_is_created(
     created = {r.logical_id for r in results if r.status == "created"}
     skipped = {r.logical_id for r in results if r.status == "skipped"}
     assert created | skipped == {r.logical_id for r in supported}
-    # (only the TLS-only bucket policy is skipped: the local endpoint is plain HTTP)
-    assert skipped == {"RawBucketPolicy"}
+    # (only the TLS-only bucket policies are skipped: the local endpoint is plain HTTP)
+    assert skipped == {"RawBucketPolicy", "CuratedBucketPolicy"}
     assert all(provisioner.exists(resource) for resource in supported)
     # AND a second run finds them all in place
     again = {r.logical_id: r.status for r in provisioner.provision() if r.type in PROVISIONED_TYPES}
@@ -62,3 +65,103 @@ def test_resources_carry_the_template_settings(moto_endpoint: str, stack_name: s
     table = glue.get_table(DatabaseName=f"db_{stack_name}", Name="rawdata")["Table"]
     columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
     assert tuple(columns) == FIELDS
+
+
+def test_data_lake_resources_are_provisioned_or_reported(
+    moto_endpoint: str, stack_name: str
+) -> None:
+    # GIVEN the project's template, provisioned
+    template = project_template(stack_name)
+    results = {r.logical_id: r for r in Provisioner(template, moto_endpoint).provision()}
+    s3 = local_client("s3", moto_endpoint)
+    glue = local_client("glue", moto_endpoint)
+    # THEN the curated bucket exists, encrypted and closed to the public
+    curated = template.resource("CuratedBucket").physical_id
+    assert results["CuratedBucket"].status == "created"
+    rules = s3.get_bucket_encryption(Bucket=curated)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert all(
+        s3.get_public_access_block(Bucket=curated)["PublicAccessBlockConfiguration"].values()
+    )
+    # AND every lake table is in the catalog, the curated ones partitioned by int hour columns
+    database = f"db_{stack_name}"
+    tables = {t["Name"]: t for t in glue.get_tables(DatabaseName=database)["TableList"]}
+    assert set(tables) == {
+        "rawdata",
+        "aggregated",
+        "sessions",
+        "curated_events",
+        "curated_sessions",
+        "curated_gap_sessions",
+    }
+    columns = [c["Name"] for c in tables["aggregated"]["StorageDescriptor"]["Columns"]]
+    assert tuple(columns) == MINUTE_SESSION_COLUMNS
+    for name, prefix in [
+        ("curated_events", "events"),
+        ("curated_sessions", "minute_sessions"),
+        ("curated_gap_sessions", "gap_sessions"),
+    ]:
+        table = tables[name]
+        keys = [(k["Name"], k["Type"]) for k in table["PartitionKeys"]]
+        assert keys == [("year", "int"), ("month", "int"), ("day", "int"), ("hour", "int")]
+        assert table["StorageDescriptor"]["Location"] == f"s3://{curated}/{prefix}/"
+        assert table["Parameters"]["storage.location.template"] == (
+            f"s3://{curated}/{prefix}/year=${{year}}/month=${{month}}/day=${{day}}/hour=${{hour}}/"
+        )
+    # AND jobs, workflows, triggers, rules and the workgroup are reported, not created
+    for resource in template.resources(*NOT_EMULATED_TYPES):
+        assert results[resource.logical_id].status == "not emulated", resource.logical_id
+    assert {"RawToCuratedEventsJob", "RawEventsWorkflow", "SessionsRule", "AnalyticsWorkGroup"} <= {
+        r.logical_id for r in template.resources(*NOT_EMULATED_TYPES)
+    }
+
+
+def test_raw_bucket_events_match_the_workflow_rules(moto_endpoint: str, stack_name: str) -> None:
+    # GIVEN the provisioned template, and its two S3 rules recreated on the local EventBridge with
+    # a queue in place of the Glue workflow (rules and workflows are not emulated)
+    template = project_template(stack_name)
+    Provisioner(template, moto_endpoint).provision()
+    s3 = local_client("s3", moto_endpoint)
+    events = local_client("events", moto_endpoint)
+    sqs = local_client("sqs", moto_endpoint)
+    raw = template.resource("RawBucket").physical_id
+    received: dict[str, str] = {}
+    rules = [template.resource(logical_id) for logical_id in ("RawEventsRule", "SessionsRule")]
+    try:
+        for rule in rules:
+            queue_url = sqs.create_queue(QueueName=rule.physical_id)["QueueUrl"]
+            received[rule.logical_id] = queue_url
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+            events.put_rule(
+                Name=rule.physical_id, EventPattern=json.dumps(rule.properties["EventPattern"])
+            )
+            events.put_targets(
+                Rule=rule.physical_id,
+                Targets=[{"Id": "queue", "Arn": queue_arn["Attributes"]["QueueArn"]}],
+            )
+        # WHEN objects land under each raw-bucket prefix
+        for key in (
+            "rawdata/2026/03/07/14/a.json",
+            "aggregated/2026/03/07/14/b.csv",
+            "sessions/2026/03/07/14/c.jsonl",
+            "errors/rawdata/processing-failed/2026/03/07/14/d",
+            "quarantine/sessionizer/e.json",
+        ):
+            s3.put_object(Bucket=raw, Key=key, Body=b"x")
+        # THEN each rule sees exactly the objects of its workflow's prefixes
+        keys = {}
+        for logical_id, queue_url in received.items():
+            messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+            bodies = [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+            assert {b["detail-type"] for b in bodies} == {"Object Created"}
+            keys[logical_id] = sorted(b["detail"]["object"]["key"] for b in bodies)
+        assert keys == {
+            "RawEventsRule": ["rawdata/2026/03/07/14/a.json"],
+            "SessionsRule": ["aggregated/2026/03/07/14/b.csv", "sessions/2026/03/07/14/c.jsonl"],
+        }
+    finally:
+        for rule in rules:
+            if rule.logical_id in received:
+                events.remove_targets(Rule=rule.physical_id, Ids=["queue"])
+                events.delete_rule(Name=rule.physical_id)
+                sqs.delete_queue(QueueUrl=received[rule.logical_id])

@@ -361,6 +361,61 @@ def test_name_resolving_to_no_value_falls_back_to_the_generated_name(tmp_path: P
     assert template.physical_id("DeadLetters") == "demo-deadletters"
 
 
+GLUE_EVENTS_TEMPLATE = """
+Resources:
+  Job:
+    Type: AWS::Glue::Job
+    Properties:
+      Name: !Sub ${AWS::StackName}-job
+  Flow:
+    Type: AWS::Glue::Workflow
+    Properties:
+      Name: !Sub ${AWS::StackName}-flow
+  Start:
+    Type: AWS::Glue::Trigger
+    Properties:
+      Name: !Sub ${AWS::StackName}-start
+      WorkflowName: !Ref Flow
+      Actions:
+        - JobName: !Ref Job
+  OnUpload:
+    Type: AWS::Events::Rule
+    Properties:
+      Name: !Sub ${AWS::StackName}-on-upload
+      Targets:
+        - Id: flow
+          Arn: !Sub arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:workflow/${Flow}
+  Queries:
+    Type: AWS::Athena::WorkGroup
+    Properties:
+      Name: !Sub ${AWS::StackName}-queries
+  Unnamed:
+    Type: AWS::Glue::Workflow
+"""
+
+
+def test_glue_events_and_athena_names_are_what_ref_returns(tmp_path: Path) -> None:
+    # GIVEN a Glue job, workflows, a trigger, an EventBridge rule and an Athena workgroup
+    template = load(tmp_path, GLUE_EVENTS_TEMPLATE)
+    # WHEN their names and the references between them are resolved
+    trigger = template.resource("Start").properties
+    rule = template.resource("OnUpload").properties
+    # THEN Ref gives the Name property, as CloudFormation does, else the generated name
+    assert template.physical_id("Job") == "demo-job"
+    assert template.physical_id("Queries") == "demo-queries"
+    assert template.physical_id("OnUpload") == "demo-on-upload"
+    assert template.physical_id("Start") == "demo-start"
+    assert template.physical_id("Unnamed") == "demo-unnamed"
+    assert trigger == {
+        "Name": "demo-start",
+        "WorkflowName": "demo-flow",
+        "Actions": [{"JobName": "demo-job"}],
+    }
+    assert rule["Targets"][0]["Arn"] == (
+        f"arn:aws:glue:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:workflow/demo-flow"
+    )
+
+
 def test_arns(tmp_path: Path) -> None:
     # GIVEN a stream, a bucket, a queue and a function
     template = load(tmp_path, NAMES_TEMPLATE)
@@ -555,6 +610,35 @@ def test_project_resources_all_resolve(project: Template) -> None:
         text = repr(resource.properties)
         assert "'Ref'" not in text
         assert "'Fn::" not in text, resource.logical_id
+
+
+def test_project_data_lake_wiring(project: Template) -> None:
+    # GIVEN the project's template with the default stack name
+    curated = project.physical_id("CuratedBucket")
+    raw = project.physical_id("RawBucket")
+    # WHEN the rules, triggers, jobs and tables are resolved
+    rule_target = project.resource("RawEventsRule").properties["Targets"][0]
+    trigger = project.resource("RawEventsTrigger").properties
+    job = project.resource("RawToCuratedEventsJob").properties
+    table = project.resource("CuratedEventsTable").properties["TableInput"]
+    # THEN the rule targets the workflow the trigger belongs to, and the trigger runs the job
+    assert curated == "clickstream-curated-123456789012-us-east-1"
+    assert trigger["WorkflowName"] == project.physical_id("RawEventsWorkflow")
+    assert rule_target["Arn"] == (
+        f"arn:aws:glue:us-east-1:123456789012:workflow/{trigger['WorkflowName']}"
+    )
+    assert trigger["Actions"] == [{"JobName": "clickstream-raw-to-curated-events"}]
+    assert trigger["EventBatchingCondition"] == {"BatchSize": "100", "BatchWindow": "300"}
+    # AND the job is pointed at the project's buckets, database and shared module
+    arguments = job["DefaultArguments"]
+    assert arguments["--source_bucket"] == raw
+    assert arguments["--curated_bucket"] == curated
+    assert arguments["--database"] == "clickstream"
+    assert arguments["--extra-py-files"] == f"s3://{curated}/_glue/clickstream_glue.zip"
+    # AND the projected partition locations keep Athena's ${...} placeholders
+    assert table["Parameters"]["storage.location.template"] == (
+        f"s3://{curated}/events/year=${{year}}/month=${{month}}/day=${{day}}/hour=${{hour}}/"
+    )
 
 
 def test_an_unsupported_intrinsic_is_an_error_not_a_silent_pass_through() -> None:
