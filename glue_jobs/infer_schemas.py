@@ -16,6 +16,7 @@ two can be compared.
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from collections.abc import Sequence
@@ -66,10 +67,9 @@ def infer_table(
         raise RuntimeError(f"nothing to infer a schema from under {store.uri(prefix)}")
     sample = [store.uri(obj.key) for obj in objects[-sample_objects:]]
     if serde == JSON_SERDE:
-        frame = spark.read.json(sample)
+        frame = spark.read.json(sample).drop("_corrupt_record")
     else:
-        frame = spark.read.option("inferSchema", "true").csv(sample)
-    frame = frame.drop("_corrupt_record")
+        frame = spark.read.option("inferSchema", "true").csv(regular_csv_lines(spark, sample))
     renamed = frame.toDF(*(task_name(column) for column in frame.columns))
     columns = tuple(
         (column, hive_type(kind, _range(renamed, column, kind))) for column, kind in renamed.dtypes
@@ -81,6 +81,18 @@ def infer_table(
         raise RuntimeError(f"{prefix} has {levels} folder levels, expected YYYY/MM/DD/HH")
     table = InferredTable(name, columns, partitions, serde, store.uri(prefix))
     return table, [store.uri(obj.key) for obj in objects]
+
+
+def regular_csv_lines(spark: SparkSession, uris: list[str]) -> Any:
+    """The sample's CSV lines with the most common number of fields (an RDD of strings).
+
+    A malformed row (say, three fields) would otherwise turn every column it touches into
+    ``string``; the jobs quarantine such rows, so inference leaves them out too.
+    """
+    lines = spark.read.text(uris).rdd.map(lambda row: row[0])
+    widths = lines.map(lambda line: len(next(csv.reader([line]), []))).countByValue()
+    common = max(widths, key=lambda width: (widths[width], width))
+    return lines.filter(lambda line: len(next(csv.reader([line]), [])) == common)
 
 
 def _range(frame: DataFrame, column: str, kind: str) -> tuple[int, int] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,18 @@ def opensearch_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     node = start_opensearch(folder / "node", folder / "opensearch.log")
     yield node.url
     node.stop()
+
+
+@pytest.fixture(scope="session")
+def spark(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The one local SparkSession of the run: s3:// and s3a:// on the shared moto server, Hive."""
+    from clickstream_local.spark import local_spark_session
+
+    session = local_spark_session(
+        moto_endpoint, metastore_dir=tmp_path_factory.mktemp("hive"), app_name="tests"
+    )
+    yield session
+    session.stop()
 
 
 @pytest.fixture

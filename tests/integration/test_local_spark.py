@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
 from clickstream_local.aws import LOCAL_CREDENTIALS
-from clickstream_local.spark import local_spark_session, pyspark_hadoop_version, s3a_jars
+from clickstream_local.spark import pyspark_hadoop_version, s3a_jars
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def spark(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """One local session for the module, s3a:// on the shared moto server."""
-    session = local_spark_session(
-        moto_endpoint, metastore_dir=tmp_path_factory.mktemp("hive"), app_name="test"
-    )
-    yield session
-    session.stop()
 
 
 def test_hadoop_aws_matches_the_hadoop_inside_pyspark() -> None:
