@@ -1,7 +1,8 @@
 """``clickstream``: run the pipeline locally.
 
 Commands: ``local up|down|status``, ``generate``, ``replay``, ``invoke``, ``drain``,
-``summary`` and ``demo`` (what ``make run`` calls). Errors exit non-zero with a one-line reason.
+``summary``, the lake's ``curate``, ``catalog`` and ``query``, and ``demo`` (what ``make run``
+calls). Errors exit non-zero with a one-line reason.
 """
 
 from __future__ import annotations
@@ -29,7 +30,15 @@ from clickstream.streams import KinesisRecordStream, StreamRecord
 from clickstream.window_results import DynamoWindowResults
 from clickstream.windows import TOP_SOURCES, UNIQUE_USERS
 from clickstream_local.aws import client_environment
+from clickstream_local.lake_commands import (
+    add_commands,
+    curate,
+    print_curate_reports,
+    reconcile_lake,
+    run_query,
+)
 from clickstream_local.lambda_worker import LocalFunction, WorkerInvoker
+from clickstream_local.queries import save_result
 from clickstream_local.reconcile import (
     lake_event_ids,
     read_gap_sessions,
@@ -404,13 +413,30 @@ def cmd_demo(arguments: argparse.Namespace) -> int:
     )
     print(f"\nsummary of this run ({config.profile}, seed {config.seed}):")
     print("\n".join(result.lines()))
+    lake_ok = _demo_lake(stack, state, arguments.timeout)
     if state.opensearch_url:
         print(f"\nLive dashboard (unique visitors over time): {state.control_url}/dashboard")
     print(
         f"The local stack keeps running at {state.endpoint_url} "
         "(`clickstream local status`; stop it with `make down`)."
     )
-    return 0 if result.ok else 1
+    return 0 if result.ok and lake_ok else 1
+
+
+def _demo_lake(stack: LocalStack, state: StackState, timeout: float) -> bool:
+    """End the stream, curate the lake, reconcile it, save task 1's top 10; True when exact."""
+    print("\nending the stream (every window and session closes), then curating the lake:")
+    cmd_drain(argparse.Namespace(timeout=timeout, close_windows=True))
+    cmd_drain(argparse.Namespace(timeout=timeout, close_windows=False))
+    print_curate_reports(curate(state))
+    lines, ok = reconcile_lake(state, stack.home / "duckdb")
+    print("\n".join(lines))
+    top = run_query(state, stack.home, "top_products", "spark")
+    files = save_result(top, "top_products", stack.home / "results")
+    print("\ntask 1, the most searched products (sql/top_products.sql on Spark SQL):")
+    print(top.to_markdown(10))
+    print(f"saved: {', '.join(str(path) for path in files)}")
+    return ok
 
 
 def _is_running(stack: LocalStack) -> bool:
@@ -544,9 +570,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = commands.add_parser("summary", help="reconcile the stream with the raw layer")
     summary.set_defaults(handler=cmd_summary)
+    add_commands(commands)
 
     demo = commands.add_parser(
-        "demo", help="up (if needed), generate, drain and print the reconciliation (`make run`)"
+        "demo",
+        help="up if needed, generate, drain, curate, reconcile, save task 1's top 10 (make run)",
     )
     _add_generator_options(demo, rate=20, duration=60)
     demo.add_argument("--timeout", type=float, default=300, help="drain timeout in seconds")

@@ -40,6 +40,14 @@ def main(argv: list[str] | None = None) -> None:
         default=0.0,
         help="share of consumer invocations to fail on purpose (testing exactly-once)",
     )
+    parser.add_argument(
+        "--glue-home", type=Path, help="local state folder: enables the Glue EVENT triggers"
+    )
+    parser.add_argument(
+        "--glue-manual",
+        action="store_true",
+        help="run Glue workflows only when asked (POST /glue/run), not on their batches",
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"
@@ -55,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         arguments.endpoint,
         local_environment=json.loads(arguments.local_environment),
         fault_rate=arguments.fault_rate,
+        glue_home=arguments.glue_home,
+        glue_auto=not arguments.glue_manual,
     )
     services.start()
     local_environment = json.loads(arguments.local_environment)
@@ -79,10 +89,11 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, terminate)
     logging.info(
-        "serving on 127.0.0.1:%d: %d pollers, %d delivery streams",
+        "serving on 127.0.0.1:%d: %d pollers, %d delivery streams, %d Glue triggers",
         arguments.port,
         len(services.pollers),
         len(services.deliveries),
+        len(services.glue_triggers),
     )
     server.serve_forever(poll_interval=0.2)
     server.server_close()

@@ -2,7 +2,8 @@
 
 They run together in one daemon process (``python -m clickstream_local.daemon``), configured
 entirely from ``template.yaml``, and answer a small JSON control API on loopback:
-``GET /status``, ``POST /flush`` and ``POST /shutdown``.
+``GET /status``, ``POST /flush``, ``POST /glue/run`` (run every EVENT-triggered Glue workflow on
+its pending objects now) and ``POST /shutdown``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from clickstream_local.cfn import Template
 from clickstream_local.dashboard import DashboardApp
 from clickstream_local.esm import FailureDestination, ShardPoller, kinesis_mappings
 from clickstream_local.firehose import DeliveryStreamConfig, FirehoseEmulator
+from clickstream_local.glue_trigger import EventTriggerConfig, GlueEventTrigger, subprocess_runner
 from clickstream_local.lambda_worker import FaultInjectingInvoker, LocalFunction, WorkerInvoker
 from clickstream_local.schedules import ScheduledInvocation, ScheduleRunner
 from clickstream_local.shard_reader import list_shard_ids
@@ -39,6 +41,8 @@ class StackServices:
         endpoint_url: str,
         local_environment: Mapping[str, str] | None = None,
         fault_rate: float = 0.0,
+        glue_home: Path | None = None,
+        glue_auto: bool = True,
     ) -> None:
         self.template = template
         self.endpoint_url = endpoint_url
@@ -83,6 +87,16 @@ class StackServices:
                         local_client("s3", endpoint_url),
                     )
                 )
+        self.glue_triggers: list[GlueEventTrigger] = []
+        if glue_home is not None:
+            run_jobs = subprocess_runner(
+                endpoint_url, glue_home / "metastore", glue_home / "logs" / "glue.log"
+            )
+            self.glue_triggers = [
+                GlueEventTrigger(config, local_client("s3", endpoint_url), run_jobs)
+                for config in EventTriggerConfig.all_of(template, root)
+            ]
+        self.glue_auto = glue_auto
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -111,9 +125,14 @@ class StackServices:
             poller.start()
         for schedule in self.schedules:
             schedule.start()
+        if self.glue_auto:
+            for trigger in self.glue_triggers:
+                trigger.start()
 
     def stop(self) -> None:
         """Stop pollers after their current batch, then flush and stop delivery streams."""
+        for trigger in self.glue_triggers:
+            trigger.stop()
         for schedule in self.schedules:
             schedule.stop()
         for poller in self.pollers:
@@ -126,9 +145,18 @@ class StackServices:
         keys = [delivery.flush(reason="forced") for delivery in self.deliveries]
         return [key for key in keys if key]
 
+    def run_glue(self) -> list[dict[str, Any]]:
+        """Run every Glue trigger's jobs on its pending objects now, as if its window had passed."""
+        results: list[dict[str, Any]] = []
+        for trigger in self.glue_triggers:
+            trigger.poll()
+            results.append({"trigger": trigger.config.name, "reports": trigger.run_batch()})
+        return results
+
     def status(self) -> dict[str, Any]:
-        """Counters of every poller and delivery stream."""
+        """Counters of every poller, delivery stream and Glue trigger."""
         return {
+            "glue_triggers": [trigger.snapshot() for trigger in self.glue_triggers],
             "pollers": [poller.snapshot() for poller in self.pollers],
             "deliveries": [delivery.snapshot() for delivery in self.deliveries],
             "schedules": [schedule.snapshot() for schedule in self.schedules],
@@ -170,6 +198,11 @@ def control_server(
         def do_POST(self) -> None:
             if self.path == "/flush":
                 self._reply({"written": services.flush()})
+            elif self.path == "/glue/run":
+                try:
+                    self._reply({"runs": services.run_glue()})
+                except Exception as error:
+                    self._reply({"error": str(error)}, 500)
             elif self.path == "/shutdown":
                 services.stop()
                 self._reply({"stopped": True})

@@ -105,6 +105,7 @@ def local_spark_session(
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
     )
     if s3_endpoint:
@@ -125,7 +126,9 @@ def local_spark_session(
             )
             .enableHiveSupport()
         )
-    return builder.getOrCreate()
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
 
 
 def s3a_settings(endpoint: str) -> dict[str, str]:

@@ -3,10 +3,16 @@
 State lives under one folder, ``.local/`` at the repository root (``CLICKSTREAM_HOME`` moves it):
 
 - ``stack.json``: ports, process ids and parameters of the running stack;
-- ``logs/moto.log`` and ``logs/daemon.log``: the servers' logs;
+- ``logs/moto.log``, ``logs/daemon.log`` and ``logs/glue.log``: the servers' and Glue jobs' logs;
+- ``metastore/``: the Hive metastore (embedded Derby) the local Glue catalog lives in;
+- ``results/``: saved query results (``clickstream query``);
 - ``s3/<bucket>/<key>``: the lake. Moto keeps S3 in memory, so ``local down`` (and every
   ``drain``) snapshots every bucket the template declares to this folder, and ``local up``
   restores it. Streams, queues and tables start empty on each ``up``, like a fresh deployment.
+
+The daemon also runs the template's EVENT-triggered Glue workflows on new lake objects
+(``clickstream_local.glue_trigger``); ``CLICKSTREAM_GLUE_TRIGGERS=manual`` leaves them to
+``clickstream curate``.
 """
 
 from __future__ import annotations
@@ -204,7 +210,11 @@ class LocalStack:
             json.dumps(dict(local_environment)),
             "--fault-rate",
             os.environ.get("CLICKSTREAM_FAULT_RATE", "0"),
+            "--glue-home",
+            str(self.home),
         ]
+        if os.environ.get("CLICKSTREAM_GLUE_TRIGGERS", "on") == "manual":
+            command.append("--glue-manual")
         with (self.logs / "daemon.log").open("ab") as log:
             process = subprocess.Popen(
                 command,

@@ -135,7 +135,8 @@ def test_help_documents_every_command() -> None:
     # WHEN asking for help
     text = subprocess.run([CLI, "--help"], capture_output=True, text=True, check=True).stdout
     # THEN every command is listed
-    for command in ("local", "generate", "replay", "invoke", "drain", "summary", "demo"):
+    commands = ("local", "generate", "replay", "invoke", "drain", "summary", "demo")
+    for command in (*commands, "curate", "catalog", "query"):
         assert command in text
 
 
@@ -168,7 +169,16 @@ def test_the_demo_reconciles_every_time_it_runs(home: Path) -> None:
     # WHEN the demo (what `make run` calls) runs twice without a seed
     first = run(home, "demo", "--profile", "realistic", "--count", "150")
     second = run(home, "demo", "--profile", "realistic", "--count", "150")
-    # THEN each run gets its own event_ids and reconciles on its own
+    # THEN each run gets its own event_ids and reconciles on its own, stream and lake
     for result in (first, second):
         assert "RECONCILED: sent = stream records = raw lines" in result.stdout
         assert "event_ids more than once in rawdata/              0" in result.stdout
+        reconciliation = [line for line in result.stdout.splitlines() if " -> curated_" in line]
+        assert len(reconciliation) == 3
+        assert all(line.endswith("= exact") for line in reconciliation), reconciliation
+    # ... the second run curated only the second run's raw objects
+    curated = [line for line in second.stdout.splitlines() if "raw_to_curated_events" in line]
+    assert curated and "150 rows added" in curated[0]
+    # ... and task 1's top 10 is saved as CSV and Markdown
+    sample = (home / "results" / "top_products.sample.md").read_text().splitlines()
+    assert sample[0] == "| touchproduct | accesses | customers |" and len(sample) == 12
