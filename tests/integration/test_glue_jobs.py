@@ -99,6 +99,7 @@ class Lake:
         self.raw = template.resource("RawBucket").physical_id
         self.curated = template.resource("CuratedBucket").physical_id
         self.s3 = local_client("s3", endpoint)
+        self.glue = local_client("glue", endpoint)
         self.jobs = template_jobs(template, ROOT)
 
     def put(self, key: str, body: bytes) -> None:
@@ -283,6 +284,10 @@ def test_schema_inference_names_and_types(
         "totaltime_sec": "int",
     }
     assert report["inferred_aggregated"]["partitions"] == ["year", "month", "day", "hour"]
+    # ... which are the columns and types the template declares for the catalog's tables
+    declared = {t.name: dict(t.columns) for t in catalog_tables(lake.glue, lake.database)}
+    assert report["inferred_aggregated"]["columns"] == declared["aggregated"]
+    assert report["inferred_rawdata"]["columns"] == declared["rawdata"]
     # ... and the registered tables read every line through HiveQL
     count = spark.sql(f"SELECT COUNT(*) FROM `{lake.database}`.inferred_rawdata").first()[0]
     assert count == len(events)
