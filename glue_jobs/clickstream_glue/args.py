@@ -19,7 +19,7 @@ def resolve_options(
 ) -> dict[str, str]:
     """The values of ``required`` names, plus ``defaults`` for optional names not given."""
     defaults = dict(defaults or {})
-    given = [name for name in defaults if f"--{name}" in argv]
+    given = [name for name in defaults if _present(argv, name)]
     names = [*required, *given]
     try:
         from awsglue.utils import getResolvedOptions
@@ -30,13 +30,21 @@ def resolve_options(
     return {**defaults, **{name: resolved[name] for name in names}}
 
 
+def _present(argv: Sequence[str], name: str) -> bool:
+    return any(token == f"--{name}" or token.startswith(f"--{name}=") for token in argv)
+
+
 def _parse(argv: Sequence[str], names: Sequence[str]) -> dict[str, str]:
     values: dict[str, str] = {}
     for index, token in enumerate(argv):
         if token.startswith("--") and "=" in token:
             name, value = token[2:].split("=", 1)
             values[name] = value
-        elif token.startswith("--") and index + 1 < len(argv):
+        elif (
+            token.startswith("--")
+            and index + 1 < len(argv)
+            and not argv[index + 1].startswith("--")
+        ):
             values[token[2:]] = argv[index + 1]
     missing = [name for name in names if name not in values]
     if missing:

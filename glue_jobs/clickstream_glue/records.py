@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -60,7 +61,7 @@ def minute_session_row(line: str) -> Row:
         raise InvalidEvent(f"device: {device[:40]!r} is not one of {', '.join(DEVICES)}")
     if not _AGGREG_TIME.fullmatch(aggreg_time):
         raise InvalidEvent(f"aggreg_time: {aggreg_time[:40]!r} is not YYYY-MM-DD HH:MM:00")
-    minute = parse_timestamp(aggreg_time.replace(" ", "T"))
+    minute = _timestamp("aggreg_time", aggreg_time.replace(" ", "T"))
     for name, value in (("begin_min_ss", begin), ("end_min_ss", end)):
         if not _MINUTE_SECOND.fullmatch(value):
             raise InvalidEvent(f"{name}: {value[:40]!r} is not MM:SS")
@@ -102,11 +103,16 @@ def gap_session_row(line: str) -> Row:
         raise InvalidEvent(
             f"device: {document['device'][:40]!r} is not one of {', '.join(DEVICES)}"
         )
-    start, end = parse_timestamp(document["start"]), parse_timestamp(document["end"])
+    start, end = _timestamp("start", document["start"]), _timestamp("end", document["end"])
     if end < start:
         raise InvalidEvent("end: before start")
     duration = document["duration_seconds"]
-    if isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0:
+    if (
+        isinstance(duration, bool)
+        or not isinstance(duration, int | float)
+        or not math.isfinite(duration)
+        or duration < 0
+    ):
         raise InvalidEvent("duration_seconds: expected a non-negative number")
     if not isinstance(document["reached_checkout"], bool):
         raise InvalidEvent("reached_checkout: expected a boolean")
@@ -123,6 +129,14 @@ def gap_session_row(line: str) -> Row:
         float(duration),
         document["reached_checkout"],
     )
+
+
+def _timestamp(name: str, text: str) -> datetime:
+    """:func:`parse_timestamp`, its reason naming the field ``name``."""
+    try:
+        return parse_timestamp(text)
+    except InvalidEvent as error:
+        raise InvalidEvent(error.reason.replace("trans_timestamp:", f"{name}:", 1)) from None
 
 
 def _int32(name: str, value: int) -> int:
