@@ -6,6 +6,7 @@ is indexed or quarantined with its reason.
 """
 
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -22,6 +23,7 @@ from clickstream.search.indexer import (
     TemplateOnFirstUse,
     index_batch,
 )
+from clickstream.streams import iterator_age_ms
 
 logger = Logger()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Clickstream"))
@@ -43,6 +45,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         max_docs=settings.bulk_max_docs,
         max_bytes=settings.bulk_max_bytes,
     )
+    age = iterator_age_ms(event, datetime.now(UTC))
+    metrics.add_metric(name="IteratorAge", unit=MetricUnit.Milliseconds, value=age)
     metrics.add_metric(name="DocumentsIndexed", unit=MetricUnit.Count, value=outcome.indexed)
     metrics.add_metric(
         name="DocumentsQuarantined", unit=MetricUnit.Count, value=outcome.quarantined

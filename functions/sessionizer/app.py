@@ -27,6 +27,7 @@ from clickstream.session_store import (
     FirehoseMinuteSessionSink,
     S3GapSessionSink,
 )
+from clickstream.streams import iterator_age_ms
 
 logger = Logger()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Clickstream"))
@@ -48,6 +49,8 @@ ports = SessionPorts(
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcome = handle_batch(event, settings=settings, ports=ports, now=datetime.now(UTC))
+    age = iterator_age_ms(event, datetime.now(UTC))
+    metrics.add_metric(name="IteratorAge", unit=MetricUnit.Milliseconds, value=age)
     metrics.add_metric(name="LateEvents", unit=MetricUnit.Count, value=len(outcome.late))
     metrics.add_metric(name="QuarantinedEvents", unit=MetricUnit.Count, value=len(outcome.rejected))
     metrics.add_metric(name="StateWritesPerBatch", unit=MetricUnit.Count, value=outcome.commits)

@@ -7,8 +7,10 @@ runs unchanged against Kinesis (or the local moto server, through ``AWS_ENDPOINT
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from botocore.client import BaseClient
 
@@ -81,3 +83,14 @@ def _outcome(entry: dict[str, str]) -> PutOutcome:
     if not error_code:
         return PutOutcome(error_code=None)
     return PutOutcome(error_code=error_code, error_message=entry.get("ErrorMessage", ""))
+
+
+def iterator_age_ms(event: Mapping[str, Any], now: datetime) -> int:
+    """How far behind the stream a Lambda Kinesis batch is: ``now`` minus its oldest arrival.
+
+    The same figure as Lambda's ``IteratorAge`` metric, per invocation; 0 for an empty batch.
+    """
+    arrivals = [r["kinesis"]["approximateArrivalTimestamp"] for r in event.get("Records", [])]
+    if not arrivals:
+        return 0
+    return max(0, int((now.timestamp() - min(arrivals)) * 1000))
