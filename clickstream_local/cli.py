@@ -40,12 +40,14 @@ from clickstream_local.lake_commands import (
 from clickstream_local.lambda_worker import LocalFunction, WorkerInvoker
 from clickstream_local.queries import save_result
 from clickstream_local.reconcile import (
+    StreamAccounting,
     lake_event_ids,
     read_gap_sessions,
     read_minute_sessions,
     reconcile,
     search_document_count,
     search_document_ids,
+    stream_accounting,
     stream_event_ids,
 )
 from clickstream_local.stack import LocalStack, StackError, StackState
@@ -376,7 +378,23 @@ def cmd_summary(arguments: argparse.Namespace) -> int:
     sent = [key for key in ids.elements() if key]
     result = reconcile(sent, sum(ids.values()), ids, lake, **_search_stage(state, sent))
     print("\n".join(result.lines()))
-    return 0 if result.ok else 1
+    accounting = _window_counter_accounting(state, stream_name)
+    if accounting is None:
+        return 0 if result.ok else 1
+    print("\nwindow counter:")
+    print("\n".join(accounting.lines()))
+    return 0 if result.ok and accounting.ok else 1
+
+
+def _window_counter_accounting(state: StackState, stream_name: str) -> StreamAccounting | None:
+    """Where each stream record went in the window counter, when the template has one."""
+    if "WindowResultsTable" not in state.template().document["Resources"]:
+        return None
+    table = state.template().resource("WindowResultsTable").physical_id
+    results = DynamoWindowResults(state.client("dynamodb"), table)
+    return stream_accounting(
+        state.client("kinesis"), stream_name, state.client("s3"), _raw_bucket(state), results
+    )
 
 
 def _raw_bucket(state: StackState) -> str:

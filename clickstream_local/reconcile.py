@@ -12,6 +12,8 @@ from typing import Any
 
 from opensearchpy import OpenSearch
 
+from clickstream.events import InvalidEvent, parse_event
+from clickstream.windows import TOP_SOURCES
 from clickstream_local.shard_reader import ShardReader, list_shard_ids
 
 
@@ -199,3 +201,80 @@ def _objects(s3: Any, bucket: str, prefix: str) -> Iterable[bytes]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             yield s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+
+
+@dataclass(frozen=True)
+class StreamAccounting:
+    """Where every record of the stream ended up in the window counter (1-minute windows)."""
+
+    records: int
+    invalid: int
+    quarantined: int
+    duplicates: int
+    counted: int
+    late: int
+
+    @property
+    def ok(self) -> bool:
+        """records = quarantined + duplicates + counted + late; only invalid ones quarantined."""
+        accounted = self.quarantined + self.duplicates + self.counted + self.late
+        return self.records == accounted and self.quarantined == self.invalid
+
+    def lines(self) -> list[str]:
+        """A printable account, one fact per line, then the verdict."""
+        rows = [
+            ("records in the stream (all runs)", self.records),
+            ("invalid records (the consumers' own parser)", self.invalid),
+            ("quarantined by the window counter", self.quarantined),
+            ("repeated event_ids (counted once)", self.duplicates),
+            ("counted in 1-minute windows", self.counted),
+            ("late (their window was final)", self.late),
+        ]
+        width = max(len(label) for label, _ in rows)
+        text = [f"  {label:<{width}}  {value:>9,}" for label, value in rows]
+        equation = (
+            f"{self.records:,} = {self.quarantined:,} + {self.duplicates:,} + {self.counted:,}"
+            f" + {self.late:,}"
+        )
+        verdict = "ACCOUNTED" if self.ok else "NOT ACCOUNTED"
+        return [
+            *text,
+            f"  {verdict}: records = quarantined + duplicates + counted + late: {equation}",
+        ]
+
+
+def stream_accounting(
+    kinesis: Any, stream_name: str, s3: Any, bucket: str, results: Any
+) -> StreamAccounting:
+    """Read the stream, the window counter's quarantine and its 1-minute top-sources rows.
+
+    Top sources count ``COUNT(*)`` per minute and source, so their values and late counts add up
+    to the distinct valid events, each in exactly one row.
+    """
+    records = invalid = 0
+    valid_ids: Counter[str] = Counter()
+    for shard_id in list_shard_ids(kinesis, stream_name):
+        reader = ShardReader(kinesis, stream_name, shard_id, starting_position="TRIM_HORIZON")
+        while True:
+            batch, behind = reader.read(10000)
+            for record in batch:
+                records += 1
+                try:
+                    valid_ids[parse_event(record["Data"]).event_id] += 1
+                except InvalidEvent:
+                    invalid += 1
+            if not batch and behind == 0:
+                break
+    quarantined = sum(
+        len([line for line in body.splitlines() if line.strip()])
+        for body in _objects(s3, bucket, "quarantine/window-counter/")
+    )
+    rows = results.rows(TOP_SOURCES, 60)
+    return StreamAccounting(
+        records=records,
+        invalid=invalid,
+        quarantined=quarantined,
+        duplicates=sum(valid_ids.values()) - len(valid_ids),
+        counted=sum(row.value for row in rows),
+        late=sum(row.late_events for row in rows),
+    )

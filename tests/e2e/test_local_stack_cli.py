@@ -113,6 +113,9 @@ def test_generate_replay_drain_reconcile_and_persist(home: Path, tmp_path: Path)
     # THEN stream records = raw lines = 405 and each event_id is in rawdata/ once
     result = run(home, "summary")
     assert "RECONCILED" in result.stdout
+    assert "ACCOUNTED: records = quarantined + duplicates + counted + late: 405 = 0 + 0 + " in (
+        result.stdout
+    )
     state = LocalStack(home=home).running()
     stream = state.template().resource("ClickstreamStream").physical_id
     in_stream = stream_event_ids(state.client("kinesis"), stream)

@@ -21,7 +21,7 @@ from clickstream.streams import KinesisRecordStream
 from clickstream.window_results import DynamoWindowResults, ResultRow
 from clickstream.windows import TOP_SOURCES, UNIQUE_USERS
 from clickstream_local.cli import FINALIZER, ReplayFile, invoke_function
-from clickstream_local.reconcile import read_gap_sessions, read_minute_sessions
+from clickstream_local.reconcile import read_gap_sessions, read_minute_sessions, stream_accounting
 from clickstream_local.stack import LocalStack, StackState
 from tests.reference.clickstream_reference import Reference, compute_reference
 from tests.reference.datasets import mixed_dataset
@@ -157,3 +157,15 @@ def test_every_line_is_counted_late_or_quarantined(
                     reasons[f"{record['shard_id']}:{record['sequence_number']}"] = record["reason"]
         assert len(reasons) == len(counts.quarantined), prefix
         assert all(reasons.values())
+    # ... and the stack's own account (what `clickstream summary` prints) adds up the same way
+    stream = state.template().resource("ClickstreamStream").physical_id
+    table = state.template().resource("WindowResultsTable").physical_id
+    results = DynamoWindowResults(state.client("dynamodb"), table)
+    account = stream_accounting(state.client("kinesis"), stream, s3, bucket, results)
+    assert (account.records, account.quarantined, account.duplicates) == (
+        counts.lines,
+        len(counts.quarantined),
+        counts.duplicates,
+    )
+    assert (account.counted, account.late) == (counts.counted[60], counts.late[60])
+    assert account.ok
