@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from clickstream.dynamo import DynamoCheckpointStore
-from clickstream.search.indexer import S3QuarantineSink
+from clickstream.quarantine import S3QuarantineSink
 from clickstream.session_consumer import (
     QuarantineRejected,
     SessionizerSettings,

@@ -14,11 +14,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from clickstream.quarantine import QuarantineSink, S3QuarantineSink
 from clickstream.search.indexer import (
     IndexerSettings,
     OpenSearchIndex,
-    QuarantineSink,
-    S3QuarantineSink,
     SearchIndex,
     TemplateOnFirstUse,
     index_batch,

@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from clickstream.dynamo import DynamoCheckpointStore
-from clickstream.search.indexer import S3QuarantineSink
+from clickstream.quarantine import S3QuarantineSink
 from clickstream.window_consumer import WindowCounterSettings, handle_batch
 from clickstream.window_results import DynamoWindowResults
 from clickstream.window_store import DynamoWindowStateStore

@@ -17,11 +17,11 @@ from opensearchpy import OpenSearch
 
 from clickstream.events import Event
 from clickstream.generator import RetryPolicy
+from clickstream.quarantine import S3QuarantineSink
 from clickstream.search.documents import document
 from clickstream.search.indexer import (
     IndexerSettings,
     OpenSearchIndex,
-    S3QuarantineSink,
     SearchIndex,
     TemplateOnFirstUse,
     index_batch,

@@ -20,6 +20,13 @@ from opensearchpy.exceptions import TransportError
 
 from clickstream.events import Event
 from clickstream.generator import RetryPolicy
+from clickstream.quarantine import (
+    QuarantinedRecord,
+    QuarantineSink,
+    S3QuarantineSink,
+    quarantine_key,
+    quarantine_line,
+)
 from clickstream.search.documents import Action, index_template
 from clickstream.search.indexer import (
     BatchOutcome,
@@ -27,17 +34,12 @@ from clickstream.search.indexer import (
     ItemResult,
     KinesisRecord,
     OpenSearchIndex,
-    QuarantinedRecord,
-    QuarantineSink,
-    S3QuarantineSink,
     SearchIndex,
     SearchIndexError,
     SearchUnavailable,
     TemplateOnFirstUse,
     http_auth,
     index_batch,
-    quarantine_key,
-    quarantine_line,
 )
 from tests.factories import at, make_event
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from clickstream.checkpoints import CheckpointStore, ShardCheckpoint
-from clickstream.search.indexer import QuarantinedRecord, QuarantineSink
+from clickstream.quarantine import QuarantinedRecord, QuarantineSink
 from clickstream.sessionizer import (
     GapSessionSink,
     MinuteSessionSink,

@@ -23,8 +23,8 @@ from clickstream.checkpoints import (
     combined_watermark,
 )
 from clickstream.events import InvalidEvent, parse_event
-from clickstream.search.indexer import QuarantinedRecord as QuarantineEntry
-from clickstream.search.indexer import QuarantineSink
+from clickstream.quarantine import QuarantinedRecord as QuarantineEntry
+from clickstream.quarantine import QuarantineSink
 from clickstream.settings import required, seconds
 from clickstream.window_counter import ShardRecord, run_batch
 from clickstream.window_results import DynamoWindowResults, materialize

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import random
 import re
 import time
@@ -29,13 +28,16 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import boto3
-from botocore.client import BaseClient
 from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import SSLError, TransportError
 
 from clickstream.events import InvalidEvent, parse_event
 from clickstream.generator.producer import RetryPolicy
+from clickstream.quarantine import (
+    QuarantinedRecord,
+    QuarantineSink,
+)
 from clickstream.search.documents import (
     INDEX_PREFIX,
     MAX_BULK_BYTES,
@@ -287,91 +289,6 @@ def _describe(error: Exception | None) -> str:
     if isinstance(error, TransportError):
         return f"{type(error).__name__}({error.status_code}, {error.error})"
     return repr(error)
-
-
-# ------------------------------------------------------------------------------ quarantine port
-@dataclass(frozen=True, slots=True)
-class QuarantinedRecord:
-    """A record set aside with the reason; ``arrival`` is its approximate arrival time."""
-
-    sequence_number: str
-    shard_id: str
-    reason: str
-    data: bytes
-    arrival: datetime | None = None
-
-
-class QuarantineSink(ABC):
-    """Where records that will never index are kept, with their reasons."""
-
-    @abstractmethod
-    def put(self, records: list[QuarantinedRecord]) -> None:
-        """Store the records durably (one object per call). Raises if it cannot."""
-
-
-def quarantine_line(record: QuarantinedRecord) -> str:
-    """One JSON line: data as text when it is UTF-8, else base64 with ``data_base64`` true."""
-    try:
-        data, encoded = record.data.decode("utf-8"), False
-    except UnicodeDecodeError:
-        data, encoded = base64.b64encode(record.data).decode("ascii"), True
-    line = {
-        "sequence_number": record.sequence_number,
-        "shard_id": record.shard_id,
-        "reason": record.reason,
-        "data": data,
-        "data_base64": encoded,
-    }
-    return json.dumps(line, ensure_ascii=False) + "\n"
-
-
-def quarantine_key(records: Sequence[QuarantinedRecord], prefix: str, now: datetime) -> str:
-    """``<prefix>YYYY/MM/DD/HH/<shard>-<first seq>-<last seq>.jsonl``.
-
-    The hour is the UTC arrival hour of the first record (``now`` only when it is unknown), so
-    the key depends on the records alone: a retried batch that quarantines the same records
-    overwrites its object instead of adding a second one.
-    """
-    ordered = sorted(records, key=lambda record: _sequence_order(record.sequence_number))
-    first, last = ordered[0], ordered[-1]
-    hour = (first.arrival or now).astimezone(UTC)
-    return (
-        f"{prefix}{hour:%Y/%m/%d/%H}/"
-        f"{first.shard_id}-{first.sequence_number}-{last.sequence_number}.jsonl"
-    )
-
-
-def _sequence_order(sequence_number: str) -> tuple[int, str]:
-    """Numeric order for Kinesis sequence numbers (decimal strings of varying length)."""
-    return len(sequence_number), sequence_number
-
-
-class S3QuarantineSink(QuarantineSink):
-    """One JSON-lines S3 object per call, under a deterministic key (see :func:`quarantine_key`)."""
-
-    def __init__(
-        self,
-        s3: BaseClient,
-        bucket: str,
-        prefix: str = DEFAULT_QUARANTINE_PREFIX,
-        *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._s3 = s3
-        self.bucket = bucket
-        self.prefix = prefix
-        self._clock = clock
-
-    def put(self, records: list[QuarantinedRecord]) -> None:
-        """PutObject of the records' lines; errors propagate (the batch is then retried)."""
-        if not records:
-            return
-        self._s3.put_object(
-            Bucket=self.bucket,
-            Key=quarantine_key(records, self.prefix, self._clock()),
-            Body="".join(quarantine_line(record) for record in records).encode("utf-8"),
-            ContentType="application/x-ndjson",
-        )
 
 
 # ------------------------------------------------------------------------------------- batches
