@@ -54,29 +54,31 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from clickstream.checkpoints import CheckpointConflict, CheckpointStore, ShardCheckpoint
+from clickstream.checkpoints import CheckpointStore, ShardCheckpoint
 from clickstream.dynamo import DynamoCheckpointStore
 from clickstream.events import Event
 from clickstream.generator import event_record, generate
+from clickstream.memory import (
+    MemoryCheckpoints,
+    MemoryGapSink,
+    MemoryMinuteSink,
+    MemorySessionState,
+    MemoryWindowState,
+)
 from clickstream.session_store import DynamoSessionStateStore, change_actions
-from clickstream.sessionizer import GapSessionSink, KeyChange, KeyState, MinuteSessionSink
+from clickstream.sessionizer import KeyChange
 from clickstream.sessionizer import SessionStateStore as SessionStore
 from clickstream.sessionizer import ShardRecord as SessionRecord
 from clickstream.sessionizer import run_batch as sessionize_batch
-from clickstream.sessions import GapSession, MinuteSession, SessionKey
 from clickstream.streams import KinesisRecordStream
 from clickstream.window_counter import ShardBatchResult, ShardRecord
 from clickstream.window_counter import run_batch as count_batch
 from clickstream.window_results import DynamoWindowResults, materialize
 from clickstream.window_store import (
     DynamoWindowStateStore,
-    WindowPartial,
     WindowStateStore,
-    WindowValue,
-    merge_partials,
-    window_pk,
 )
-from clickstream.windows import UNIQUE_USERS, to_micros, window_start
+from clickstream.windows import UNIQUE_USERS, window_start
 from clickstream_local.aws import local_client
 from clickstream_local.moto_server import start_moto, stop_process
 from clickstream_local.stack import LocalStack
@@ -147,106 +149,7 @@ class CountingClient:
         return call
 
 
-# --- In-memory stores -------------------------------------------------------------------------
-
-
-class MemoryCheckpoints(CheckpointStore):
-    """Shard checkpoints in a dict, with the version check of the real store."""
-
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str], ShardCheckpoint] = {}
-
-    def load(self, consumer: str, shard_id: str) -> ShardCheckpoint:
-        """The stored checkpoint or a fresh one."""
-        return self.items.get((consumer, shard_id), ShardCheckpoint(consumer, shard_id))
-
-    def all(self, consumer: str) -> list[ShardCheckpoint]:
-        """Every checkpoint of ``consumer``."""
-        return [c for (owner, _), c in self.items.items() if owner == consumer]
-
-    def save(self, checkpoint: ShardCheckpoint, expected_version: int) -> None:
-        """Store if the version is still ``expected_version``."""
-        if self.load(checkpoint.consumer, checkpoint.shard_id).version != expected_version:
-            raise CheckpointConflict("changed")
-        self.items[(checkpoint.consumer, checkpoint.shard_id)] = checkpoint
-
-
-class MemoryWindowState(WindowStateStore):
-    """Window partials as sets in a dict, unioned like the DynamoDB ``ADD``."""
-
-    def __init__(self, checkpoints: MemoryCheckpoints) -> None:
-        self.checkpoints = checkpoints
-        self.partials: dict[str, dict[str, WindowPartial]] = defaultdict(dict)
-
-    def apply(self, result: ShardBatchResult) -> None:
-        """Commit the checkpoint, then union the deltas."""
-        self.checkpoints.save(result.checkpoint, result.checkpoint_before.version)
-        shard_id = result.checkpoint.shard_id
-        for key, delta in result.deltas.items():
-            window = self.partials[window_pk(key.metric, key.size_seconds, key.window_start)]
-            old = window.get(f"{key.key}#{shard_id}", WindowPartial(key.key, shard_id))
-            window[f"{key.key}#{shard_id}"] = WindowPartial(
-                key.key,
-                shard_id,
-                old.members | delta.members,
-                old.events | delta.events,
-                old.late | delta.late,
-            )
-
-    def read_window(
-        self, metric: str, size_seconds: int, window_start: datetime
-    ) -> dict[str, WindowValue]:
-        """Every key of the window, merged."""
-        window = self.partials.get(window_pk(metric, size_seconds, window_start), {})
-        return merge_partials(list(window.values()))
-
-
-class MemorySessionState(SessionStore):
-    """Open session states and their close-time index in dicts."""
-
-    def __init__(self, checkpoints: MemoryCheckpoints) -> None:
-        self.checkpoints = checkpoints
-        self.states: dict[tuple[str, str, SessionKey], KeyState] = {}
-        self.index: set[tuple[str, str, int, SessionKey]] = set()
-
-    def load(
-        self, consumer: str, shard_id: str, keys: Iterable[SessionKey]
-    ) -> dict[SessionKey, KeyState]:
-        """The stored states of ``keys``."""
-        found = ((key, self.states.get((consumer, shard_id, key))) for key in keys)
-        return {key: state for key, state in found if state is not None}
-
-    def due(
-        self, consumer: str, shard_id: str, watermark: datetime, limit: int
-    ) -> list[SessionKey]:
-        """Keys closing at or before ``watermark``, earliest first."""
-        mark = to_micros(watermark)
-        entries = sorted(
-            (close_at, key)
-            for owner, shard, close_at, key in self.index
-            if (owner, shard) == (consumer, shard_id) and close_at <= mark
-        )
-        return [key for _, key in entries][:limit]
-
-    def commit(
-        self,
-        consumer: str,
-        shard_id: str,
-        changes: Sequence[KeyChange],
-        checkpoint: ShardCheckpoint,
-        expected_version: int,
-    ) -> None:
-        """Save the checkpoint, then apply the changes."""
-        self.checkpoints.save(checkpoint, expected_version)
-        for change in changes:
-            if change.close_at_before is not None:
-                self.index.discard((consumer, shard_id, change.close_at_before, change.key))
-            if change.after is None:
-                self.states.pop((consumer, shard_id, change.key), None)
-            else:
-                assert change.close_at_after is not None
-                self.states[(consumer, shard_id, change.key)] = change.after
-                self.index.add((consumer, shard_id, change.close_at_after, change.key))
+# --- The DynamoDB adapter's actions, counted on the in-memory store -----------------------------
 
 
 class AdapterActionCount(MemorySessionState):
@@ -269,30 +172,6 @@ class AdapterActionCount(MemorySessionState):
             len(change_actions("bench", consumer, shard_id, change)) for change in changes
         )
         super().commit(consumer, shard_id, changes, checkpoint, expected_version)
-
-
-class MemoryMinuteSink(MinuteSessionSink):
-    """Per-minute rows kept in a list."""
-
-    def __init__(self) -> None:
-        self.rows: list[MinuteSession] = []
-
-    def put(self, rows: Sequence[MinuteSession]) -> None:
-        """Keep the rows."""
-        self.rows.extend(rows)
-
-
-class MemoryGapSink(GapSessionSink):
-    """Gap sessions kept in a list."""
-
-    def __init__(self) -> None:
-        self.sessions: list[GapSession] = []
-
-    def put(
-        self, sessions: Sequence[GapSession], shard_id: str, first_seq: str, last_seq: str
-    ) -> None:
-        """Keep the sessions."""
-        self.sessions.extend(sessions)
 
 
 # --- 1 and 2: writes per event and in-process throughput --------------------------------------

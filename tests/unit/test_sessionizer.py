@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from clickstream.checkpoints import CheckpointConflict, CheckpointStore, ShardCheckpoint
+from clickstream.checkpoints import CheckpointConflict, ShardCheckpoint
 from clickstream.events import DEVICES, Event
+from clickstream.memory import MemoryGapSink, MemoryMinuteSink, MemorySessionState
 from clickstream.session_store import (
     DeliveryFailed,
     FirehoseMinuteSessionSink,
@@ -19,15 +20,12 @@ from clickstream.session_store import (
     record_batches,
 )
 from clickstream.sessionizer import (
-    GapSessionSink,
     KeyChange,
     KeyState,
-    MinuteSessionSink,
     RejectedRecord,
     RejectedRecordSink,
     SessionizerOutcome,
     SessionRules,
-    SessionStateStore,
     ShardRecord,
     close_all,
     close_idle,
@@ -38,7 +36,6 @@ from clickstream.sessionizer import (
 from clickstream.sessions import (
     GapSession,
     MinuteSession,
-    SessionKey,
     gap_sessions,
     minute_sessions,
 )
@@ -57,53 +54,13 @@ CAP = timedelta(minutes=10)
 # --- In-memory ports --------------------------------------------------------------------------
 
 
-@dataclass
-class MemoryCheckpoints(CheckpointStore):
-    """Shard checkpoints in a dict."""
+class MemoryState(MemorySessionState):
+    """The in-memory store, able to lose the connection before its next commit."""
 
-    items: dict[tuple[str, str], ShardCheckpoint] = field(default_factory=dict)
-
-    def load(self, consumer: str, shard_id: str) -> ShardCheckpoint:
-        return self.items.get((consumer, shard_id), ShardCheckpoint(consumer, shard_id))
-
-    def all(self, consumer: str) -> list[ShardCheckpoint]:
-        return [c for (name, _), c in self.items.items() if name == consumer]
-
-    def save(self, checkpoint: ShardCheckpoint, expected_version: int) -> None:
-        if self.load(checkpoint.consumer, checkpoint.shard_id).version != expected_version:
-            raise CheckpointConflict("moved")
-        self.items[(checkpoint.consumer, checkpoint.shard_id)] = checkpoint
-
-
-@dataclass
-class MemoryState(SessionStateStore):
-    """Open states and the close index, committed together with the checkpoint."""
-
-    checkpoints: MemoryCheckpoints = field(default_factory=MemoryCheckpoints)
-    states: dict[tuple[str, str, SessionKey], KeyState] = field(default_factory=dict)
-    index: set[tuple[str, str, int, SessionKey]] = field(default_factory=set)
-    fail_next_commit: bool = False
-    largest_state: int = 0
-
-    def load(
-        self, consumer: str, shard_id: str, keys: Iterable[SessionKey]
-    ) -> dict[SessionKey, KeyState]:
-        return {
-            key: self.states[(consumer, shard_id, key)]
-            for key in keys
-            if (consumer, shard_id, key) in self.states
-        }
-
-    def due(
-        self, consumer: str, shard_id: str, watermark: datetime, limit: int
-    ) -> list[SessionKey]:
-        mark = to_micros(watermark)
-        entries = sorted(
-            (close_at, key)
-            for name, shard, close_at, key in self.index
-            if (name, shard) == (consumer, shard_id) and close_at <= mark
-        )
-        return [key for _, key in entries][:limit]
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next_commit = False
+        self.largest_state = 0
 
     def commit(
         self,
@@ -116,42 +73,13 @@ class MemoryState(SessionStateStore):
         if self.fail_next_commit:
             self.fail_next_commit = False
             raise ConnectionError("lost the connection before the commit")
-        self.checkpoints.save(checkpoint, expected_version)
+        super().commit(consumer, shard_id, changes, checkpoint, expected_version)
         for change in changes:
-            if change.close_at_before is not None:
-                self.index.remove((consumer, shard_id, change.close_at_before, change.key))
-            if change.after is None:
-                del self.states[(consumer, shard_id, change.key)]
-            else:
-                assert change.close_at_after is not None
-                self.states[(consumer, shard_id, change.key)] = change.after
-                self.index.add((consumer, shard_id, change.close_at_after, change.key))
+            if change.after is not None:
                 self.largest_state = max(self.largest_state, len(change.after.to_json()))
 
     def open_keys(self) -> int:
         return len(self.states)
-
-
-@dataclass
-class MemoryMinuteSink(MinuteSessionSink):
-    rows: list[MinuteSession] = field(default_factory=list)
-
-    def put(self, rows: Sequence[MinuteSession]) -> None:
-        self.rows.extend(rows)
-
-
-@dataclass
-class MemoryGapSink(GapSessionSink):
-    objects: dict[str, list[GapSession]] = field(default_factory=dict)
-
-    def put(
-        self, sessions: Sequence[GapSession], shard_id: str, first_seq: str, last_seq: str
-    ) -> None:
-        self.objects[gap_sessions_key(sessions, shard_id, first_seq, last_seq)] = list(sessions)
-
-    @property
-    def sessions(self) -> list[GapSession]:
-        return [session for group in self.objects.values() for session in group]
 
 
 @dataclass

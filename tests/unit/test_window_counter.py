@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from clickstream.checkpoints import CheckpointConflict, CheckpointStore, ShardCheckpoint
+from clickstream.checkpoints import CheckpointConflict, ShardCheckpoint
 from clickstream.events import Event
+from clickstream.memory import MemoryCheckpoints
 from clickstream.window_counter import (
     ShardBatchResult,
     ShardRecord,
@@ -296,25 +297,6 @@ def test_rows_rank_sources_by_count_then_name_and_know_finality() -> None:
         0
     ].final
     assert window_rows(UNIQUE_USERS, 60, MINUTE, values, None)[0].rank is None
-
-
-class MemoryCheckpoints(CheckpointStore):
-    """Checkpoints in a dict."""
-
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str], ShardCheckpoint] = {}
-
-    def load(self, consumer: str, shard_id: str) -> ShardCheckpoint:
-        return self.items.get((consumer, shard_id), ShardCheckpoint(consumer, shard_id))
-
-    def all(self, consumer: str) -> list[ShardCheckpoint]:
-        return [c for (owner, _), c in self.items.items() if owner == consumer]
-
-    def save(self, checkpoint: ShardCheckpoint, expected_version: int) -> None:
-        current = self.load(checkpoint.consumer, checkpoint.shard_id)
-        if current.version != expected_version:
-            raise CheckpointConflict("changed")
-        self.items[(checkpoint.consumer, checkpoint.shard_id)] = checkpoint
 
 
 class RacingState(WindowStateStore):
