@@ -80,6 +80,7 @@ from clickstream.window_store import (
 )
 from clickstream.windows import UNIQUE_USERS, window_start
 from clickstream_local.aws import local_client
+from clickstream_local.cfn import Template
 from clickstream_local.moto_server import start_moto, stop_process
 from clickstream_local.stack import LocalStack
 
@@ -177,19 +178,17 @@ class AdapterActionCount(MemorySessionState):
 # --- 1 and 2: writes per event and in-process throughput --------------------------------------
 
 
-def create_table(client: Any, name: str) -> str:
-    """A pay-per-request table with string ``pk``/``sk`` keys."""
+def create_table(client: Any, name: str, logical_id: str) -> str:
+    """The table as ``template.yaml`` declares ``logical_id`` (keys and indexes), on demand."""
+    template = Template.load(Path(__file__).resolve().parents[1] / "template.yaml")
+    declared = template.resource(logical_id).properties
+    indexes = {k: v for k, v in declared.items() if k == "GlobalSecondaryIndexes"}
     client.create_table(
         TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
+        KeySchema=declared["KeySchema"],
+        AttributeDefinitions=declared["AttributeDefinitions"],
         BillingMode="PAY_PER_REQUEST",
+        **indexes,
     )
     return name
 
@@ -272,8 +271,8 @@ def bench_window_counter(
         fake.append(run_window_counter(cut, checkpoints, MemoryWindowState(checkpoints)))
     counts = WriteCounts()
     client = CountingClient(local_client("dynamodb", endpoint), counts)
-    state_table = create_table(client, "bench-window-state")
-    results_table = create_table(client, "bench-window-results")
+    state_table = create_table(client, "bench-window-state", "WindowStateTable")
+    results_table = create_table(client, "bench-window-results", "WindowResultsTable")
     checkpoints = DynamoCheckpointStore(client, state_table)
     state = DynamoWindowStateStore(client, state_table)
     rows = DynamoWindowResults(client, results_table)
@@ -322,7 +321,7 @@ def bench_sessionizer(
 
     counts = WriteCounts()
     client = CountingClient(local_client("dynamodb", endpoint), counts)
-    table = create_table(client, "bench-sessions")
+    table = create_table(client, "bench-sessions", "SessionStateTable")
     moto = run_sessionizer(
         prefix, DynamoCheckpointStore(client, table), DynamoSessionStateStore(client, table)
     )

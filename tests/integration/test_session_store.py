@@ -29,8 +29,10 @@ from clickstream.sessionizer import (
     run_batch,
 )
 from clickstream.sessions import gap_sessions, minute_sessions
+from clickstream.windows import END_OF_STREAM, from_micros
 from clickstream_local.aws import local_client
 from tests.factories import make_event
+from tests.integration.conftest import project_template
 
 pytestmark = pytest.mark.integration
 
@@ -112,16 +114,13 @@ def deployment(moto_endpoint: str, stack_name: str) -> Deployment:
     s3 = local_client("s3", moto_endpoint)
     firehose = local_client("firehose", moto_endpoint)
     table, bucket, stream = f"{stack_name}-sessions", f"{stack_name}-data", f"{stack_name}-agg"
+    # the state table as template.yaml declares it (keys, close-time index)
+    declared = project_template(stack_name).resource("SessionStateTable").properties
     dynamodb.create_table(
         TableName=table,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
+        KeySchema=declared["KeySchema"],
+        AttributeDefinitions=declared["AttributeDefinitions"],
+        GlobalSecondaryIndexes=declared["GlobalSecondaryIndexes"],
         BillingMode="PAY_PER_REQUEST",
     )
     s3.create_bucket(Bucket=bucket)
@@ -265,3 +264,26 @@ def test_a_crash_between_emission_and_commit_only_repeats_identical_rows(
     documents = deployment.gap_documents()
     assert len(documents) == len(deduplicated_sessions(documents))
     assert by_session_id(documents) == by_session_id(reference_sessions(events))
+
+
+def test_open_keys_are_found_by_close_time_through_the_index(deployment: Deployment) -> None:
+    # GIVEN a batch that leaves keys open, each stored as one item with its close time
+    deployment.batch(records_of(clickstream(seed=4, count=60)))
+    response = deployment.dynamodb.scan(TableName=deployment.table)
+    open_items = [item for item in response["Items"] if item["pk"]["S"].startswith("SESSION#")]
+    close_at = {
+        (int(item["custid"]["N"]), item["device"]["S"]): int(item["close_at"]["N"])
+        for item in open_items
+    }
+    assert open_items and len(open_items) == len(close_at)
+    # WHEN the keys due at the median close time are asked for
+    ordered = sorted(close_at.items(), key=lambda pair: (pair[1], pair[0]))
+    median = ordered[len(ordered) // 2][1]
+    due = deployment.state.due(CONSUMER, SHARD, from_micros(median), limit=1000)
+    # THEN the index returns exactly the keys closing by then, earliest first
+    expected = [key for key, moment in ordered if moment <= median]
+    assert sorted(due) == sorted(expected)
+    assert [close_at[key] for key in due] == sorted(close_at[key] for key in due)
+    # ... and the end of the stream sees every open key
+    every = deployment.state.due(CONSUMER, SHARD, END_OF_STREAM, limit=1000)
+    assert sorted(every) == sorted(close_at)

@@ -1,17 +1,20 @@
 """AWS adapters of the sessionizer's ports: DynamoDB open state, Firehose rows, S3 gap sessions.
 
 Items of the state table (``pk``, ``sk`` strings), next to the checkpoints
-(``pk = CHECKPOINT#<consumer>``, ``sk = <shard>``):
+(``pk = CHECKPOINT#<consumer>``, ``sk = <shard>``): the open state of a key,
+``pk = SESSION#<consumer>#<shard>``, ``sk = <custid>#<device>``, with ``custid``, ``device``,
+``state`` (compact JSON of :class:`~clickstream.sessionizer.KeyState`), ``close_at`` (µs: the
+lowest watermark that closes something of it) and the two keys of the global secondary index
+:data:`CLOSE_INDEX`: ``open_pk = OPEN#<consumer>#<shard>`` and
+``open_sk = <close_at, 20 digits>#<custid>#<device>``. A Query of the index with
+``open_sk < <watermark + 1 µs>`` finds the keys due, earliest first, without reading the others.
 
-- open state of a key: ``pk = SESSION#<consumer>#<shard>``, ``sk = <custid>#<device>``, with
-  ``custid``, ``device``, ``state`` (compact JSON of :class:`~clickstream.sessionizer.KeyState`)
-  and ``close_at`` (µs: the lowest watermark that closes something of it);
-- index of open keys by close time: ``pk = OPEN#<consumer>#<shard>``,
-  ``sk = <close_at, 20 digits>#<custid>#<device>``. A Query ``sk < <watermark + 1 µs>`` finds the
-  keys due, earliest first, without reading the others.
-
-A commit changes at most 3 items per key (state put or delete, old index entry delete, new index
-entry put), in one transaction with the conditional checkpoint put.
+A commit writes **one item per key** (the state's put or delete), in one transaction with the
+conditional checkpoint put; DynamoDB keeps the index (which still costs write units: a changed
+``close_at`` is a delete and a put in the index). The index is eventually consistent, so a
+finalizer may see a key due a moment late (it closes on a later run) or see an entry already
+settled (loading the state shows nothing to close); the end of the stream reads the table
+itself, strongly consistent, so it never misses a key.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ FIREHOSE_MAX_BYTES = 4 * 1024 * 1024
 """PutRecordBatch limits: 500 records and 4 MiB per call."""
 BATCH_GET_MAX_KEYS = 100
 CLOSE_AT_WIDTH = 20
+CLOSE_INDEX = "open-by-close-time"
+"""Global secondary index of the state table: open keys by the time they close something."""
 DEFAULT_SESSIONS_PREFIX = "sessions/"
 
 
@@ -51,46 +56,34 @@ def state_key(consumer: str, shard_id: str, key: SessionKey) -> dict[str, Any]:
     return {"pk": {"S": f"SESSION#{consumer}#{shard_id}"}, "sk": {"S": f"{custid}#{device}"}}
 
 
-def index_key(consumer: str, shard_id: str, key: SessionKey, close_at: int) -> dict[str, Any]:
-    """Primary key of a key's entry in the shard's open-key index."""
+def index_entry(consumer: str, shard_id: str, key: SessionKey, close_at: int) -> dict[str, Any]:
+    """The close-time index attributes of a key's state item."""
     custid, device = key
     return {
-        "pk": {"S": f"OPEN#{consumer}#{shard_id}"},
-        "sk": {"S": f"{close_at:0{CLOSE_AT_WIDTH}d}#{custid}#{device}"},
+        "open_pk": {"S": f"OPEN#{consumer}#{shard_id}"},
+        "open_sk": {"S": f"{close_at:0{CLOSE_AT_WIDTH}d}#{custid}#{device}"},
     }
 
 
 def change_actions(
     table: str, consumer: str, shard_id: str, change: KeyChange
 ) -> list[dict[str, Any]]:
-    """TransactWriteItems actions for one key: at most 3, all idempotent."""
-    old_close, new_close = change.close_at_before, change.close_at_after
-    actions: list[dict[str, Any]] = []
-    if change.after is None:
-        actions.append(
-            {"Delete": {"TableName": table, "Key": state_key(consumer, shard_id, change.key)}}
-        )
-    else:
-        item = {
-            **state_key(consumer, shard_id, change.key),
-            "custid": {"N": str(change.after.custid)},
-            "device": {"S": change.after.device},
-            "state": {"S": change.after.to_json()},
-            "close_at": {"N": str(new_close)},
-        }
-        actions.append({"Put": {"TableName": table, "Item": item}})
-    if old_close != new_close:
-        if old_close is not None:
-            old_key = index_key(consumer, shard_id, change.key, old_close)
-            actions.append({"Delete": {"TableName": table, "Key": old_key}})
-        if new_close is not None:
-            new_key = index_key(consumer, shard_id, change.key, new_close)
-            actions.append({"Put": {"TableName": table, "Item": new_key}})
-    return actions
+    """The TransactWriteItems action of one key: one put or delete, idempotent."""
+    if change.after is None or change.close_at_after is None:
+        return [{"Delete": {"TableName": table, "Key": state_key(consumer, shard_id, change.key)}}]
+    item = {
+        **state_key(consumer, shard_id, change.key),
+        "custid": {"N": str(change.after.custid)},
+        "device": {"S": change.after.device},
+        "state": {"S": change.after.to_json()},
+        "close_at": {"N": str(change.close_at_after)},
+        **index_entry(consumer, shard_id, change.key, change.close_at_after),
+    }
+    return [{"Put": {"TableName": table, "Item": item}}]
 
 
 class DynamoSessionStateStore(SessionStateStore):
-    """Open states and their index in the state table, committed with the checkpoint."""
+    """Open states in the state table (indexed by close time), committed with the checkpoint."""
 
     def __init__(self, client: Any, table: str) -> None:
         self.client = client
@@ -125,32 +118,52 @@ class DynamoSessionStateStore(SessionStateStore):
     def due(
         self, consumer: str, shard_id: str, watermark: datetime, limit: int
     ) -> list[SessionKey]:
-        """Query the index for entries with ``close_at <= watermark``, earliest first."""
+        """Keys with ``close_at <= watermark``, earliest first (every key at the end of stream)."""
         if limit <= 0:
             return []
-        values: dict[str, Any] = {":pk": {"S": f"OPEN#{consumer}#{shard_id}"}}
-        condition = "pk = :pk"
-        if watermark != END_OF_STREAM:
-            condition += " AND sk < :bound"
-            bound = to_micros(watermark) + 1
-            values[":bound"] = {"S": f"{bound:0{CLOSE_AT_WIDTH}d}"}
+        if watermark == END_OF_STREAM:
+            return self._all_open(consumer, shard_id)[:limit]
+        bound = to_micros(watermark) + 1
         arguments: dict[str, Any] = {
             "TableName": self.table,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": values,
-            "ConsistentRead": True,
+            "IndexName": CLOSE_INDEX,
+            "KeyConditionExpression": "open_pk = :pk AND open_sk < :bound",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": f"OPEN#{consumer}#{shard_id}"},
+                ":bound": {"S": f"{bound:0{CLOSE_AT_WIDTH}d}"},
+            },
             "Limit": limit,
         }
         keys: list[SessionKey] = []
         while len(keys) < limit:
             response = self.client.query(**arguments)
             for item in response["Items"]:
-                _, custid, device = item["sk"]["S"].split("#", 2)
+                _, custid, device = item["open_sk"]["S"].split("#", 2)
                 keys.append((int(custid), device))
             if "LastEvaluatedKey" not in response:
                 break
             arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return list(dict.fromkeys(keys))[:limit]
+
+    def _all_open(self, consumer: str, shard_id: str) -> list[SessionKey]:
+        """Every open key of the shard from the table (strongly consistent), by close time."""
+        arguments: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"SESSION#{consumer}#{shard_id}"}},
+            "ProjectionExpression": "custid, device, close_at",
+            "ConsistentRead": True,
+        }
+        found: list[tuple[int, SessionKey]] = []
+        while True:
+            response = self.client.query(**arguments)
+            for item in response["Items"]:
+                key = (int(item["custid"]["N"]), item["device"]["S"])
+                found.append((int(item["close_at"]["N"]), key))
+            if "LastEvaluatedKey" not in response:
+                break
+            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return [key for _, key in sorted(found)]
 
     def commit(
         self,

@@ -64,8 +64,8 @@ from clickstream.windows import (
 )
 
 STATE_FORMAT = 1
-MAX_KEYS_PER_COMMIT = 32
-"""Keys changed per commit: at most 3 actions each + the checkpoint fit one transaction."""
+MAX_KEYS_PER_COMMIT = 99
+"""Keys changed per commit: one action each + the checkpoint fit one 100-action transaction."""
 DEFAULT_MAX_ATTEMPTS = 3
 
 _MICROS_PER_SECOND = 1_000_000
