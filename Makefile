@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DEMO_SECONDS ?= 60
 DEMO_RATE ?= 20
 
-.PHONY: setup run test test-unit test-integration lint format up down status clean bench browser
+.PHONY: setup run test test-unit test-integration lint format up down status clean bench browser glue-assets
 
 setup: $(STAMP)
 
@@ -53,9 +53,14 @@ clean:
 	-$(BIN)/clickstream local down 2>/dev/null
 	rm -rf .local .aws-sam .pytest_cache .ruff_cache
 
+## glue-assets: build the Glue jobs' code bundle and upload it to the deployed stack (after `sam deploy`).
+glue-assets: setup
+	$(BIN)/python glue_jobs/bundle.py --upload
+
 ## bench: benchmarks, each a ratio against a baseline measured in the same run.
 bench: setup
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_lake.py
 	$(BIN)/python bench/bench_search.py
 	$(BIN)/python bench/bench_stream.py
 
