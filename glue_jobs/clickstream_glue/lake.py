@@ -80,6 +80,9 @@ def merge_into(
         )
         rows_before = existing.count()
         candidates = existing.withColumn("_origin", F.lit(0)).unionByName(candidates)
+    # INT64 microseconds, not Spark's legacy INT96: exact, smaller, and what Athena, DuckDB and
+    # Parquet itself call a timestamp today.
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     merged = keep_first(candidates, key, order).drop("_origin").localCheckpoint(eager=True)
     rows_after = merged.count()
     before_write = {obj.key for obj in store.list(table_prefix)}
