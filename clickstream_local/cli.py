@@ -1,8 +1,8 @@
 """``clickstream``: run the pipeline locally.
 
 Commands: ``local up|down|status``, ``generate``, ``replay``, ``invoke``, ``drain``,
-``summary``, the lake's ``curate``, ``catalog`` and ``query``, and ``demo`` (what ``make run``
-calls). Errors exit non-zero with a one-line reason.
+``summary``, the lake's ``curate``, ``catalog`` and ``query``, the analytics ``report``, and
+``demo`` (what ``make run`` calls). Errors exit non-zero with a one-line reason.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from clickstream_local.reconcile import (
     stream_accounting,
     stream_event_ids,
 )
+from clickstream_local.report.cli import add_report_command, print_report_summary, write_report
 from clickstream_local.stack import LocalStack, StackError, StackState
 
 FINALIZER = "FinalizerFunction"
@@ -431,7 +432,7 @@ def cmd_demo(arguments: argparse.Namespace) -> int:
     )
     print(f"\nsummary of this run ({config.profile}, seed {config.seed}):")
     print("\n".join(result.lines()))
-    lake_ok = _demo_lake(stack, state, arguments.timeout)
+    lake_ok = _demo_lake(stack, state, arguments.timeout, config.profile)
     if state.opensearch_url:
         print(f"\nLive dashboard (unique visitors over time): {state.control_url}/dashboard")
     print(
@@ -441,8 +442,11 @@ def cmd_demo(arguments: argparse.Namespace) -> int:
     return 0 if result.ok and lake_ok else 1
 
 
-def _demo_lake(stack: LocalStack, state: StackState, timeout: float) -> bool:
-    """End the stream, curate the lake, reconcile it, save task 1's top 10; True when exact."""
+def _demo_lake(stack: LocalStack, state: StackState, timeout: float, profile: str) -> bool:
+    """End the stream, curate the lake, reconcile it, save task 1's top 10, build the report.
+
+    True when the lake reconciles exactly.
+    """
     print("\nending the stream (every window and session closes), then curating the lake:")
     cmd_drain(argparse.Namespace(timeout=timeout, close_windows=True))
     cmd_drain(argparse.Namespace(timeout=timeout, close_windows=False))
@@ -454,6 +458,8 @@ def _demo_lake(stack: LocalStack, state: StackState, timeout: float) -> bool:
     print("\ntask 1, the most searched products (sql/top_products.sql on Spark SQL):")
     print(top.to_markdown(10))
     print(f"saved: {', '.join(str(path) for path in files)}")
+    print("\nanalytics report (tasks 3.1-3.3):")
+    print_report_summary(write_report(state, stack.home, stack.home / "report", profile))
     return ok
 
 
@@ -589,10 +595,12 @@ def build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("summary", help="reconcile the stream with the raw layer")
     summary.set_defaults(handler=cmd_summary)
     add_commands(commands)
+    add_report_command(commands)
 
     demo = commands.add_parser(
         "demo",
-        help="up if needed, generate, drain, curate, reconcile, save task 1's top 10 (make run)",
+        help="up if needed, generate, drain, curate, reconcile, save task 1's top 10, build the"
+        " report (make run)",
     )
     _add_generator_options(demo, rate=20, duration=60)
     demo.add_argument("--timeout", type=float, default=300, help="drain timeout in seconds")

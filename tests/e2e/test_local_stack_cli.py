@@ -139,7 +139,7 @@ def test_help_documents_every_command() -> None:
     text = subprocess.run([CLI, "--help"], capture_output=True, text=True, check=True).stdout
     # THEN every command is listed
     commands = ("local", "generate", "replay", "invoke", "drain", "summary", "demo")
-    for command in (*commands, "curate", "catalog", "query"):
+    for command in (*commands, "curate", "catalog", "query", "report"):
         assert command in text
 
 
@@ -185,3 +185,6 @@ def test_the_demo_reconciles_every_time_it_runs(home: Path) -> None:
     # ... and task 1's top 10 is saved as CSV and Markdown
     sample = (home / "results" / "top_products.sample.md").read_text().splitlines()
     assert sample[0] == "| touchproduct | accesses | customers |" and len(sample) == 12
+    # ... and the analytics report is written, with one PNG per chart beside it
+    assert str(home / "report" / "report.html") in second.stdout
+    assert len(list((home / "report").glob("*.png"))) == 5
