@@ -59,6 +59,9 @@ class QueryResult:
 def _normal(value: Any) -> Any:
     if isinstance(value, decimal.Decimal | float):
         return float(f"{float(value):.9g}")
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        # DuckDB reads Parquet's UTC-adjusted timestamps as TIMESTAMPTZ; Spark's are naive UTC.
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     return value
@@ -118,6 +121,7 @@ def duckdb_connection(tables: Sequence[CatalogTable], local: dict[str, Path]) ->
     import duckdb
 
     connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
     for table in tables:
         types = ", ".join(f"'{name}': {_duckdb_type(kind)}" for name, kind in table.partition_keys)
         files = local[table.name] / "**" / "*.parquet"

@@ -126,5 +126,14 @@ def test_query_results_compare_equal_across_engines_value_types() -> None:
     assert spark.to_markdown() == "| a | t |\n|---|---|\n| 0.3 | 2026-03-07T14:00:00 |\n"
 
 
+def test_a_utc_aware_timestamp_equals_the_same_naive_utc_one() -> None:
+    # GIVEN DuckDB's TIMESTAMPTZ (Parquet's UTC-adjusted timestamps) and Spark's naive UTC value
+    naive = dt.datetime(2026, 3, 7, 14, 0, 21, 259)
+    aware = dt.datetime(2026, 3, 7, 11, 0, 21, 259, tzinfo=dt.timezone(dt.timedelta(hours=-3)))
+    # THEN both normalise to the same UTC text
+    assert QueryResult.of(["t"], [(aware,)]) == QueryResult.of(["t"], [(naive,)])
+    assert QueryResult.of(["t"], [(naive,)]).rows == (("2026-03-07T14:00:21.000259",),)
+
+
 def test_statement_drops_comment_lines() -> None:
     assert statement("-- title\nSELECT 1\n  -- note\nFROM t\n") == "SELECT 1\nFROM t"
