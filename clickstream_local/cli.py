@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from clickstream.dynamo import DynamoCheckpointStore
 from clickstream.events import InvalidEvent, format_timestamp, parse_event, parse_timestamp
 from clickstream.generator import PROFILES, GeneratorConfig, SendReport, generate, run_generator
 from clickstream.generator.config import count_mode_events
@@ -27,8 +28,9 @@ from clickstream.generator.producer import send_records
 from clickstream.search.documents import INDEX_PATTERN
 from clickstream.sessions import MINUTE_SESSION_COLUMNS
 from clickstream.streams import KinesisRecordStream, StreamRecord
+from clickstream.window_consumer import CONSUMER as WINDOW_CONSUMER
 from clickstream.window_results import DynamoWindowResults
-from clickstream.windows import TOP_SOURCES, UNIQUE_USERS
+from clickstream.windows import END_OF_STREAM, TOP_SOURCES, UNIQUE_USERS
 from clickstream_local.aws import client_environment
 from clickstream_local.lake_commands import (
     add_commands,
@@ -414,6 +416,10 @@ def _search_stage(state: StackState, event_ids: list[str]) -> dict[str, Any]:
 
 def cmd_demo(arguments: argparse.Namespace) -> int:
     stack = LocalStack()
+    if stack.load() is not None and _is_running(stack) and _stream_ended(stack.running()):
+        # A stream that was ended counts every later event as late: start a fresh one.
+        print("the running stack's stream was ended; restarting it (the lake is kept)")
+        stack.down(keep_lake=True)
     if stack.load() is None or not _is_running(stack):
         cmd_local_up(argparse.Namespace(param=[]))
     state = stack.running()
@@ -461,6 +467,16 @@ def _demo_lake(stack: LocalStack, state: StackState, timeout: float, profile: st
     print("\nanalytics report (tasks 3.1-3.3):")
     print_report_summary(write_report(state, stack.home, stack.home / "report", profile))
     return ok
+
+
+def _stream_ended(state: StackState) -> bool:
+    """True when a consumer's shard was closed for good (``drain --close-windows``, a demo)."""
+    resources = state.template().document["Resources"]
+    if "WindowStateTable" not in resources:
+        return False
+    table = state.template().resource("WindowStateTable").physical_id
+    checkpoints = DynamoCheckpointStore(state.client("dynamodb"), table).all(WINDOW_CONSUMER)
+    return any(checkpoint.watermark == END_OF_STREAM for checkpoint in checkpoints)
 
 
 def _is_running(stack: LocalStack) -> bool:

@@ -179,9 +179,13 @@ def test_the_demo_reconciles_every_time_it_runs(home: Path) -> None:
         reconciliation = [line for line in result.stdout.splitlines() if " -> curated_" in line]
         assert len(reconciliation) == 3
         assert all(line.endswith("= exact") for line in reconciliation), reconciliation
-    # ... the second run curated only the second run's raw objects
+    # ... the second run started a fresh stream (the first one ended) on the same lake,
+    # curated only its own raw objects, and its events made sessions again (none came late)
+    assert "stream was ended; restarting it (the lake is kept)" in second.stdout
     curated = [line for line in second.stdout.splitlines() if "raw_to_curated_events" in line]
     assert curated and "150 rows added" in curated[0]
+    minute = next(line for line in second.stdout.splitlines() if " minute_sessions " in line)
+    assert int(minute.split("lines:")[1].split("rows added")[0].replace(",", "")) > 0
     # ... and task 1's top 10 is saved as CSV and Markdown
     sample = (home / "results" / "top_products.sample.md").read_text().splitlines()
     assert sample[0] == "| touchproduct | accesses | customers |" and len(sample) == 12
