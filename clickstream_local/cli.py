@@ -391,12 +391,12 @@ def cmd_summary(arguments: argparse.Namespace) -> int:
 
 def _window_counter_accounting(state: StackState, stream_name: str) -> StreamAccounting | None:
     """Where each stream record went in the window counter, when the template has one."""
-    if "WindowResultsTable" not in state.template().document["Resources"]:
+    if "WindowStateTable" not in state.template().document["Resources"]:
         return None
-    table = state.template().resource("WindowResultsTable").physical_id
-    results = DynamoWindowResults(state.client("dynamodb"), table)
+    table = state.template().resource("WindowStateTable").physical_id
+    s3, dynamodb = state.client("s3"), state.client("dynamodb")
     return stream_accounting(
-        state.client("kinesis"), stream_name, state.client("s3"), _raw_bucket(state), results
+        state.client("kinesis"), stream_name, s3, _raw_bucket(state), dynamodb, table
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 from opensearchpy import OpenSearch
 
 from clickstream.events import InvalidEvent, parse_event
+from clickstream.window_store import WindowPartial, WindowValue, merge_partials, partial_from_item
 from clickstream.windows import TOP_SOURCES
 from clickstream_local.shard_reader import ShardReader, list_shard_ids
 
@@ -244,12 +245,12 @@ class StreamAccounting:
 
 
 def stream_accounting(
-    kinesis: Any, stream_name: str, s3: Any, bucket: str, results: Any
+    kinesis: Any, stream_name: str, s3: Any, bucket: str, dynamodb: Any, state_table: str
 ) -> StreamAccounting:
-    """Read the stream, the window counter's quarantine and its 1-minute top-sources rows.
+    """Read the stream, the window counter's quarantine and its 1-minute top-sources state.
 
     Top sources count ``COUNT(*)`` per minute and source, so their values and late counts add up
-    to the distinct valid events, each in exactly one row.
+    to the distinct valid events, each in exactly one (minute, source).
     """
     records = invalid = 0
     valid_ids: Counter[str] = Counter()
@@ -269,12 +270,36 @@ def stream_accounting(
         len([line for line in body.splitlines() if line.strip()])
         for body in _objects(s3, bucket, "quarantine/window-counter/")
     )
-    rows = results.rows(TOP_SOURCES, 60)
+    values = minute_source_values(dynamodb, state_table)
     return StreamAccounting(
         records=records,
         invalid=invalid,
         quarantined=quarantined,
         duplicates=sum(valid_ids.values()) - len(valid_ids),
-        counted=sum(row.value for row in rows),
-        late=sum(row.late_events for row in rows),
+        counted=sum(value.value for value in values),
+        late=sum(value.late for value in values),
     )
+
+
+def minute_source_values(dynamodb: Any, state_table: str) -> list[WindowValue]:
+    """Every (minute, source) of the window state, its shards' partials merged.
+
+    Read from the state, not from the result rows: a result row is rewritten by every batch that
+    touches its window, so until the window is final a row may lag its state for a moment.
+    """
+    prefix = f"W#{TOP_SOURCES}#60#"
+    arguments: dict[str, Any] = {
+        "TableName": state_table,
+        "FilterExpression": "begins_with(pk, :prefix)",
+        "ExpressionAttributeValues": {":prefix": {"S": prefix}},
+        "ConsistentRead": True,
+    }
+    partials: dict[str, list[WindowPartial]] = defaultdict(list)
+    while True:
+        response = dynamodb.scan(**arguments)
+        for item in response["Items"]:
+            partials[item["pk"]["S"]].append(partial_from_item(TOP_SOURCES, item))
+        if "LastEvaluatedKey" not in response:
+            break
+        arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return [value for group in partials.values() for value in merge_partials(group).values()]

@@ -159,9 +159,9 @@ def test_every_line_is_counted_late_or_quarantined(
         assert all(reasons.values())
     # ... and the stack's own account (what `clickstream summary` prints) adds up the same way
     stream = state.template().resource("ClickstreamStream").physical_id
-    table = state.template().resource("WindowResultsTable").physical_id
-    results = DynamoWindowResults(state.client("dynamodb"), table)
-    account = stream_accounting(state.client("kinesis"), stream, s3, bucket, results)
+    table = state.template().resource("WindowStateTable").physical_id
+    dynamodb = state.client("dynamodb")
+    account = stream_accounting(state.client("kinesis"), stream, s3, bucket, dynamodb, table)
     assert (account.records, account.quarantined, account.duplicates) == (
         counts.lines,
         len(counts.quarantined),
