@@ -122,11 +122,17 @@ def sync_metastore(spark: Any, glue: Any, s3: Any, database: str) -> dict[str, i
     return registered
 
 
-def _object_uris(s3: Any, location: str) -> list[str]:
+def split_location(location: str) -> tuple[str, str]:
+    """``s3://bucket/prefix/`` (or ``s3a://``) as (bucket, prefix)."""
     match = re.fullmatch(r"s3a?://([^/]+)/?(.*)", location)
     if match is None:
         raise ValueError(f"not an S3 location: {location}")
     bucket, prefix = match.groups()
+    return bucket, prefix
+
+
+def _object_uris(s3: Any, location: str) -> list[str]:
+    bucket, prefix = split_location(location)
     uris: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         uris.extend(f"s3://{bucket}/{item['Key']}" for item in page.get("Contents", []))

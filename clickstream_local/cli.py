@@ -34,7 +34,6 @@ from clickstream.windows import END_OF_STREAM, TOP_SOURCES, UNIQUE_USERS
 from clickstream_local.aws import client_environment
 from clickstream_local.lake_commands import (
     add_commands,
-    curate,
     print_curate_reports,
     reconcile_lake,
     run_query,
@@ -43,6 +42,7 @@ from clickstream_local.lambda_worker import LocalFunction, WorkerInvoker
 from clickstream_local.queries import save_result
 from clickstream_local.reconcile import (
     StreamAccounting,
+    event_id_counts,
     lake_event_ids,
     read_gap_sessions,
     read_minute_sessions,
@@ -50,6 +50,7 @@ from clickstream_local.reconcile import (
     search_document_count,
     search_document_ids,
     stream_accounting,
+    stream_data,
     stream_event_ids,
 )
 from clickstream_local.report.cli import add_report_command, print_report_summary, write_report
@@ -376,12 +377,13 @@ def cmd_windows(arguments: argparse.Namespace) -> int:
 def cmd_summary(arguments: argparse.Namespace) -> int:
     state = LocalStack().running()
     _, stream_name = _stream(state)
-    ids = stream_event_ids(state.client("kinesis"), stream_name)
+    records = stream_data(state.client("kinesis"), stream_name)
+    ids = event_id_counts(records)
     lake = lake_event_ids(state.client("s3"), _raw_bucket(state), "rawdata/")
     sent = [key for key in ids.elements() if key]
     result = reconcile(sent, sum(ids.values()), ids, lake, **_search_stage(state, sent))
     print("\n".join(result.lines()))
-    accounting = _window_counter_accounting(state, stream_name)
+    accounting = _window_counter_accounting(state, records)
     if accounting is None:
         return 0 if result.ok else 1
     print("\nwindow counter:")
@@ -389,15 +391,13 @@ def cmd_summary(arguments: argparse.Namespace) -> int:
     return 0 if result.ok and accounting.ok else 1
 
 
-def _window_counter_accounting(state: StackState, stream_name: str) -> StreamAccounting | None:
+def _window_counter_accounting(state: StackState, records: list[bytes]) -> StreamAccounting | None:
     """Where each stream record went in the window counter, when the template has one."""
     if "WindowStateTable" not in state.template().document["Resources"]:
         return None
     table = state.template().resource("WindowStateTable").physical_id
     s3, dynamodb = state.client("s3"), state.client("dynamodb")
-    return stream_accounting(
-        state.client("kinesis"), stream_name, s3, _raw_bucket(state), dynamodb, table
-    )
+    return stream_accounting(records, s3, _raw_bucket(state), dynamodb, table)
 
 
 def _raw_bucket(state: StackState) -> str:
@@ -456,7 +456,7 @@ def _demo_lake(stack: LocalStack, state: StackState, timeout: float, profile: st
     print("\nending the stream (every window and session closes), then curating the lake:")
     cmd_drain(argparse.Namespace(timeout=timeout, close_windows=True))
     cmd_drain(argparse.Namespace(timeout=timeout, close_windows=False))
-    print_curate_reports(curate(state))
+    print_curate_reports(stack.run_glue())
     lines, ok = reconcile_lake(state, stack.home / "duckdb")
     print("\n".join(lines))
     top = run_query(state, stack.home, "top_products", "spark")

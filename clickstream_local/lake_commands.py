@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,26 +21,10 @@ from clickstream_local.queries import (
     save_result,
     sql_files,
 )
+from clickstream_local.reconcile import object_bodies
 from clickstream_local.stack import LocalStack, StackError, StackState
 
 SAMPLE_ROWS = 10
-
-
-def post(url: str, timeout: float = 3600) -> Any:
-    """POST to the stack daemon's control API; its JSON answer."""
-    request = urllib.request.Request(url, method="POST", data=b"")
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())
-
-
-def curate(state: StackState) -> list[dict[str, Any]]:
-    """Run every EVENT-triggered Glue workflow on its pending objects now; the job reports."""
-    try:
-        answer = post(f"{state.control_url}/glue/run")
-    except urllib.error.HTTPError as error:
-        reason = json.loads(error.read() or b"{}").get("error", error.reason)
-        raise StackError(f"Glue run failed: {reason} (see .local/logs/glue.log)") from None
-    return [report for run in answer["runs"] for report in run["reports"]]
 
 
 def print_curate_reports(reports: list[dict[str, Any]]) -> None:
@@ -79,17 +61,15 @@ def count_layer(
     """Parse every line under ``prefix`` like the job does; distinct keys and rejects."""
     lines = rejected = 0
     keys: dict[str, int] = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            for line in body.decode("utf-8", errors="replace").splitlines():
-                lines += 1
-                try:
-                    row = parser(line)
-                except InvalidEvent:
-                    rejected += 1
-                    continue
-                keys[row[0]] = max(keys.get(row[0], 0), size(row))
+    for body in object_bodies(s3, bucket, prefix):
+        for line in body.decode("utf-8", errors="replace").splitlines():
+            lines += 1
+            try:
+                row = parser(line)
+            except InvalidEvent:
+                rejected += 1
+                continue
+            keys[row[0]] = max(keys.get(row[0], 0), size(row))
     return LayerCount(lines, rejected, keys)
 
 
@@ -168,9 +148,10 @@ def run_query(state: StackState, home: Path, name: str, engine: str) -> QueryRes
 
 def cmd_curate(arguments: argparse.Namespace) -> int:
     """``clickstream curate``."""
-    state = LocalStack().running()
-    print_curate_reports(curate(state))
-    lines, ok = reconcile_lake(state, LocalStack().home / "duckdb")
+    stack = LocalStack()
+    state = stack.running()
+    print_curate_reports(stack.run_glue())
+    lines, ok = reconcile_lake(state, stack.home / "duckdb")
     print("\n".join(lines))
     return 0 if ok else 1
 

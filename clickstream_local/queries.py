@@ -16,13 +16,12 @@ import csv
 import datetime as dt
 import decimal
 import io
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clickstream_local.catalog import PARQUET_SERDE, CatalogTable
+from clickstream_local.catalog import PARQUET_SERDE, CatalogTable, split_location
 
 SAMPLE_ROWS = 10
 
@@ -94,10 +93,7 @@ def download_tables(s3: Any, tables: Sequence[CatalogTable], folder: Path) -> di
     """Mirror each table's S3 folder under ``folder`` (stale files removed); local path by name."""
     local: dict[str, Path] = {}
     for table in tables:
-        match = re.fullmatch(r"s3a?://([^/]+)/(.*)", table.location)
-        if match is None:
-            raise ValueError(f"{table.name}: not an S3 location: {table.location}")
-        bucket, prefix = match.groups()
+        bucket, prefix = split_location(table.location)
         target = folder / bucket / prefix
         wanted: set[Path] = set()
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):

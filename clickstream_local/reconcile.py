@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,17 +18,27 @@ from clickstream.windows import TOP_SOURCES
 from clickstream_local.shard_reader import ShardReader, list_shard_ids
 
 
-def stream_event_ids(kinesis: Any, stream_name: str) -> Counter[str | None]:
-    """``event_id`` of every record in the stream (``None`` for records without one)."""
-    ids: Counter[str | None] = Counter()
+def stream_data(kinesis: Any, stream_name: str) -> list[bytes]:
+    """The data of every record in the stream, shard by shard, from the trim horizon."""
+    data: list[bytes] = []
     for shard_id in list_shard_ids(kinesis, stream_name):
         reader = ShardReader(kinesis, stream_name, shard_id, starting_position="TRIM_HORIZON")
         while True:
             records, behind = reader.read(10000)
-            ids.update(_event_id(record["Data"]) for record in records)
+            data.extend(record["Data"] for record in records)
             if not records and behind == 0:
                 break
-    return ids
+    return data
+
+
+def event_id_counts(records: Iterable[bytes]) -> Counter[str | None]:
+    """``event_id`` of every record (``None`` for records without one)."""
+    return Counter(_event_id(record) for record in records)
+
+
+def stream_event_ids(kinesis: Any, stream_name: str) -> Counter[str | None]:
+    """``event_id`` of every record in the stream (``None`` for records without one)."""
+    return event_id_counts(stream_data(kinesis, stream_name))
 
 
 @dataclass(frozen=True)
@@ -44,14 +54,12 @@ def lake_event_ids(s3: Any, bucket: str, prefix: str) -> LakeCount:
     """Read every object under ``prefix`` and count its JSON lines by ``event_id``."""
     objects, lines = 0, 0
     ids: Counter[str | None] = Counter()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            objects += 1
-            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            for line in body.splitlines():
-                if line.strip():
-                    lines += 1
-                    ids[_event_id(line)] += 1
+    for body in object_bodies(s3, bucket, prefix):
+        objects += 1
+        for line in body.splitlines():
+            if line.strip():
+                lines += 1
+                ids[_event_id(line)] += 1
     return LakeCount(objects, lines, ids)
 
 
@@ -175,7 +183,7 @@ def read_minute_sessions(
 ) -> list[tuple[str, ...]]:
     """Per-minute session rows (CSV) deduplicated by sessionid, keeping the fullest revision."""
     best: dict[str, tuple[str, ...]] = {}
-    for body in _objects(s3, bucket, prefix):
+    for body in object_bodies(s3, bucket, prefix):
         for row in csv.reader(io.StringIO(body.decode("utf-8"))):
             if not row:
                 continue
@@ -188,7 +196,7 @@ def read_minute_sessions(
 def read_gap_sessions(s3: Any, bucket: str, prefix: str = "sessions/") -> list[dict[str, Any]]:
     """Gap sessions (JSON lines) deduplicated by session_id, keeping the fullest revision."""
     best: dict[str, dict[str, Any]] = {}
-    for body in _objects(s3, bucket, prefix):
+    for body in object_bodies(s3, bucket, prefix):
         for line in body.splitlines():
             if line.strip():
                 session = json.loads(line)
@@ -198,7 +206,8 @@ def read_gap_sessions(s3: Any, bucket: str, prefix: str = "sessions/") -> list[d
     return sorted(best.values(), key=lambda s: (s["start"], s["custid"], s["device"]))
 
 
-def _objects(s3: Any, bucket: str, prefix: str) -> Iterable[bytes]:
+def object_bodies(s3: Any, bucket: str, prefix: str) -> Iterable[bytes]:
+    """The body of every object under ``prefix``, in key order."""
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             yield s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
@@ -245,34 +254,27 @@ class StreamAccounting:
 
 
 def stream_accounting(
-    kinesis: Any, stream_name: str, s3: Any, bucket: str, dynamodb: Any, state_table: str
+    records: Sequence[bytes], s3: Any, bucket: str, dynamodb: Any, state_table: str
 ) -> StreamAccounting:
-    """Read the stream, the window counter's quarantine and its 1-minute top-sources state.
+    """Account for the stream's ``records`` with the window counter's quarantine and state.
 
     Top sources count ``COUNT(*)`` per minute and source, so their values and late counts add up
     to the distinct valid events, each in exactly one (minute, source).
     """
-    records = invalid = 0
+    invalid = 0
     valid_ids: Counter[str] = Counter()
-    for shard_id in list_shard_ids(kinesis, stream_name):
-        reader = ShardReader(kinesis, stream_name, shard_id, starting_position="TRIM_HORIZON")
-        while True:
-            batch, behind = reader.read(10000)
-            for record in batch:
-                records += 1
-                try:
-                    valid_ids[parse_event(record["Data"]).event_id] += 1
-                except InvalidEvent:
-                    invalid += 1
-            if not batch and behind == 0:
-                break
+    for record in records:
+        try:
+            valid_ids[parse_event(record).event_id] += 1
+        except InvalidEvent:
+            invalid += 1
     quarantined = sum(
         len([line for line in body.splitlines() if line.strip()])
-        for body in _objects(s3, bucket, "quarantine/window-counter/")
+        for body in object_bodies(s3, bucket, "quarantine/window-counter/")
     )
     values = minute_source_values(dynamodb, state_table)
     return StreamAccounting(
-        records=records,
+        records=len(records),
         invalid=invalid,
         quarantined=quarantined,
         duplicates=sum(valid_ids.values()) - len(valid_ids),

@@ -80,12 +80,8 @@ def merge_into(
         )
         rows_before = existing.count()
         candidates = existing.withColumn("_origin", F.lit(0)).unionByName(candidates)
-    # INT64 microseconds, not Spark's legacy INT96: exact, smaller, and what Athena, DuckDB and
-    # Parquet itself call a timestamp today.
-    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     merged = keep_first(candidates, key, order).drop("_origin").localCheckpoint(eager=True)
     rows_after = merged.count()
-    before_write = {obj.key for obj in store.list(table_prefix)}
     (
         merged.repartition(*PARTITION_COLUMNS)
         .sortWithinPartitions(*PARTITION_COLUMNS, *sort_by)
@@ -95,10 +91,12 @@ def merge_into(
         .option("maxRecordsPerFile", MAX_ROWS_PER_FILE)
         .parquet(store.uri(table_prefix))
     )
+    replaced = set(old_files)
     written = [
         obj.key
-        for obj in store.list(table_prefix)
-        if obj.key not in before_write and obj.key.endswith(".parquet")
+        for prefix in prefixes
+        for obj in store.list(prefix)
+        if obj.key not in replaced and obj.key.endswith(".parquet")
     ]
     store.delete(old_files)
     return MergeResult(len(partitions), rows_before, rows_after, len(old_files), len(written))

@@ -21,7 +21,12 @@ from clickstream.streams import KinesisRecordStream
 from clickstream.window_results import DynamoWindowResults, ResultRow
 from clickstream.windows import TOP_SOURCES, UNIQUE_USERS
 from clickstream_local.cli import FINALIZER, ReplayFile, invoke_function
-from clickstream_local.reconcile import read_gap_sessions, read_minute_sessions, stream_accounting
+from clickstream_local.reconcile import (
+    read_gap_sessions,
+    read_minute_sessions,
+    stream_accounting,
+    stream_data,
+)
 from clickstream_local.stack import LocalStack, StackState
 from tests.reference.clickstream_reference import Reference, compute_reference
 from tests.reference.datasets import mixed_dataset
@@ -161,7 +166,8 @@ def test_every_line_is_counted_late_or_quarantined(
     stream = state.template().resource("ClickstreamStream").physical_id
     table = state.template().resource("WindowStateTable").physical_id
     dynamodb = state.client("dynamodb")
-    account = stream_accounting(state.client("kinesis"), stream, s3, bucket, dynamodb, table)
+    records = stream_data(state.client("kinesis"), stream)
+    account = stream_accounting(records, s3, bucket, dynamodb, table)
     assert (account.records, account.quarantined, account.duplicates) == (
         counts.lines,
         len(counts.quarantined),
