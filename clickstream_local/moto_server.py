@@ -46,12 +46,16 @@ def wait_until_ready(
 
 
 def start_moto(log_file: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
-    """Launch ``moto.server`` in its own process group; return the process and endpoint URL."""
+    """Launch the local AWS endpoint (:mod:`clickstream_local.moto_app`) in its own process group.
+
+    Returns the process and the endpoint URL.
+    """
     port = port or free_port()
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "clickstream_local.moto_app", "-H", "127.0.0.1"]
     with log_file.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [*command, "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
