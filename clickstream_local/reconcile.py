@@ -286,8 +286,8 @@ def stream_accounting(
 def minute_source_values(dynamodb: Any, state_table: str) -> list[WindowValue]:
     """Every (minute, source) of the window state, its shards' partials merged.
 
-    Read from the state, not from the result rows: a result row is rewritten by every batch that
-    touches its window, so until the window is final a row may lag its state for a moment.
+    Read from the state, not from the result rows: a batch writes its rows after its state commits,
+    so a row trails its state while a batch is between the two.
     """
     prefix = f"W#{TOP_SOURCES}#60#"
     arguments: dict[str, Any] = {

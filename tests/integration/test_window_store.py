@@ -268,3 +268,28 @@ def test_a_batch_touching_more_than_99_window_keys_commits(stack: Stack) -> None
     stack.results.write(rows)
     assert len(stack.results.rows(UNIQUE_USERS, 60)) == 50
     assert [r.rank for r in stack.results.rows(TOP_SOURCES, 60)] == list(range(1, 51))
+
+
+def test_a_row_computed_from_older_state_never_replaces_a_newer_one(stack: Stack) -> None:
+    # GIVEN shard 0's batch committed and its rows computed, but not written yet
+    minute = at("2026-03-07T14:04:00")
+    first = run(stack, shard_records([make_event(minute, custid=1, url="beer_cart")]), "shardId-0")
+    shards = ["shardId-0", "shardId-1"]
+    older = materialize(stack.state, stack.checkpoints, CONSUMER, shards, first.deltas)
+    # AND meanwhile shard 1 committed another user of the same page and wrote its rows
+    second = run(
+        stack,
+        shard_records([make_event(minute + timedelta(seconds=5), custid=2, url="beer_cart")]),
+        "shardId-1",
+    )
+    newer = materialize(stack.state, stack.checkpoints, CONSUMER, shards, second.deltas)
+    assert stack.results.write(newer) == len(newer)
+    # WHEN shard 0's rows arrive last
+    written = stack.results.write(older)
+    # THEN none of them replaced a newer row: the page still counts both users
+    assert written == 0
+    assert max(row.state_version for row in older) < min(row.state_version for row in newer)
+    cart = [row for row in stack.results.rows(UNIQUE_USERS, 60) if row.key == "beer_cart"]
+    assert [(row.value, row.state_version) for row in cart] == [(2, newer[0].state_version)]
+    # AND rows of the same version are rewritten (a redelivered batch rewrites its rows)
+    assert stack.results.write(newer) == len(newer)

@@ -11,7 +11,7 @@ watermark) makes the commit fail, so the batch is recomputed from the fresh chec
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -141,3 +141,14 @@ def combined_watermark(checkpoints: list[ShardCheckpoint], shard_ids: list[str])
     if not marks or any(mark is None for mark in marks):
         return None
     return min(mark for mark in marks if mark is not None)
+
+
+def state_version(checkpoints: Iterable[ShardCheckpoint]) -> int:
+    """A number that grows with every commit of a consumer: the sum of its checkpoint versions.
+
+    Every commit (a batch, an idle-watermark advance) raises one checkpoint's version by one, under
+    a condition on the version read, so the sum never goes back, and state read after reading a
+    sum ``v`` holds at least every commit counted in ``v``. Result rows carry the sum they were
+    computed under, so a row computed from older state never replaces one from newer state.
+    """
+    return sum(checkpoint.version for checkpoint in checkpoints)

@@ -73,6 +73,8 @@ class BatchReport:
     late: int
     state_writes: int
     result_rows: int
+    stale_rows: int
+    """Rows not written because another writer had stored one from newer state."""
     iterator_age_ms: int
 
 
@@ -147,14 +149,15 @@ def handle_batch(
             )
         touched = set(result.deltas) | windows_of(records)
         rows = materialize(state, checkpoints, CONSUMER, shard_ids(), touched)
-        results.write(rows)
+        written = results.write(rows)
         totals["records"] += result.received
         totals["already_applied"] += result.already_applied
         totals["quarantined"] += len(result.quarantined)
         totals["duplicates"] += result.duplicates
         totals["late"] += result.late
         totals["state_writes"] += len(result.deltas) + (1 if result.has_new_records else 0)
-        totals["result_rows"] += len(rows)
+        totals["result_rows"] += written
+        totals["stale_rows"] += len(rows) - written
         first = records[0].arrival
         oldest_arrival = first if oldest_arrival is None else min(oldest_arrival, first)
     age = 0 if oldest_arrival is None else int((now - oldest_arrival).total_seconds() * 1000)
@@ -200,5 +203,4 @@ def finalize(
         if not row.final and row.window_end <= watermark
     ]
     rows = materialize(state, checkpoints, CONSUMER, shard_ids, open_windows)
-    results.write(rows)
-    return len(rows)
+    return results.write(rows)

@@ -8,25 +8,31 @@ with no on-time event (only late ones) get no rank.
 **Results table layout**: ``pk = "<metric>#<size_seconds>"``,
 ``sk = "<window_start ISO-8601>#<key>"`` (fixed-width timestamps, so rows sort by time), plus
 the fields of :class:`ResultRow`.
+
+**Concurrent writers.** Invocations of different shards, and the finalizer, rewrite the rows of
+the windows they touch at the same time. Each row carries the consumer's
+:func:`~clickstream.checkpoints.state_version` read before its state was, and is written only
+if the stored row's version is not higher. So a row computed from older state never replaces a
+newer one, and once every writer is done each row reflects every commit.
 """
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from clickstream.checkpoints import CheckpointStore, combined_watermark
+from botocore.exceptions import ClientError
+
+from clickstream.checkpoints import CheckpointStore, combined_watermark, state_version
 from clickstream.dynamo import from_attributes, to_attributes
 from clickstream.events import format_timestamp, parse_timestamp
 from clickstream.window_store import WindowStateStore, WindowValue
 from clickstream.windows import TOP_SOURCES, WindowKey, is_final, rank_sources
 
-_BATCH_WRITE_LIMIT = 25
-_UNPROCESSED_ATTEMPTS = 5
+_NEWER_OR_SAME = "attribute_not_exists(state_version) OR state_version <= :version"
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class ResultRow:
     final: bool
     late_events: int
     rank: int | None = None
+    state_version: int = 0
+    """The consumer's state version the row was computed under (see the module docstring)."""
 
     def to_item(self) -> dict[str, Any]:
         """The row as plain attribute values, keys included."""
@@ -56,6 +64,7 @@ class ResultRow:
             "value": self.value,
             "final": self.final,
             "late_events": self.late_events,
+            "state_version": self.state_version,
         }
         if self.rank is not None:
             item["rank"] = self.rank
@@ -75,6 +84,7 @@ class ResultRow:
             final=bool(item["final"]),
             late_events=int(item["late_events"]),
             rank=None if rank is None else int(rank),
+            state_version=int(item.get("state_version", 0)),
         )
 
 
@@ -84,8 +94,9 @@ def window_rows(
     window_start: datetime,
     values: Mapping[str, WindowValue],
     watermark: datetime | None,
+    version: int = 0,
 ) -> list[ResultRow]:
-    """The rows of one window, ordered by rank (top-sources) or by key."""
+    """The rows of one window, ordered by rank (top-sources) or by key, at state ``version``."""
     final = is_final(window_start, size_seconds, watermark)
     window_end = window_start + timedelta(seconds=size_seconds)
     ranks: dict[str, int] = {}
@@ -103,6 +114,7 @@ def window_rows(
             final=final,
             late_events=value.late,
             rank=ranks.get(key),
+            state_version=version,
         )
         for key, value in values.items()
     ]
@@ -116,13 +128,18 @@ def materialize(
     shard_ids: Sequence[str],
     touched: Iterable[WindowKey],
 ) -> list[ResultRow]:
-    """Current rows of every window in ``touched`` (all its keys, so ranks are complete)."""
-    watermark = combined_watermark(checkpoints.all(consumer), list(shard_ids))
+    """Current rows of every window in ``touched`` (all its keys, so ranks are complete).
+
+    The checkpoints are read before the state, so the rows' version never overstates the state.
+    """
+    current = checkpoints.all(consumer)
+    version = state_version(current)
+    watermark = combined_watermark(current, list(shard_ids))
     windows = sorted({(key.metric, key.size_seconds, key.window_start) for key in touched})
     rows: list[ResultRow] = []
     for metric, size_seconds, window_start in windows:
         values = store.read_window(metric, size_seconds, window_start)
-        rows.extend(window_rows(metric, size_seconds, window_start, values, watermark))
+        rows.extend(window_rows(metric, size_seconds, window_start, values, watermark, version))
     return rows
 
 
@@ -130,8 +147,8 @@ class WindowResultsSink(ABC):
     """Where result rows are published."""
 
     @abstractmethod
-    def write(self, rows: Sequence[ResultRow]) -> None:
-        """Upsert the rows (a row replaces the previous one of the same window and key)."""
+    def write(self, rows: Sequence[ResultRow]) -> int:
+        """Upsert the rows; a stored row of a higher state version is kept. Returns rows written."""
 
 
 class DynamoWindowResults(WindowResultsSink):
@@ -141,22 +158,23 @@ class DynamoWindowResults(WindowResultsSink):
         self.client = client
         self.table = table
 
-    def write(self, rows: Sequence[ResultRow]) -> None:
-        """BatchWriteItem puts, 25 at a time, resending unprocessed items with a backoff."""
-        for offset in range(0, len(rows), _BATCH_WRITE_LIMIT):
-            requests = [
-                {"PutRequest": {"Item": to_attributes(row.to_item())}}
-                for row in rows[offset : offset + _BATCH_WRITE_LIMIT]
-            ]
-            pending: dict[str, Any] = {self.table: requests}
-            for attempt in range(_UNPROCESSED_ATTEMPTS):
-                response = self.client.batch_write_item(RequestItems=pending)
-                pending = response.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(0.05 * 2**attempt)
-            else:
-                raise RuntimeError(f"results table {self.table} left rows unprocessed")
+    def write(self, rows: Sequence[ResultRow]) -> int:
+        """Put each row unless the stored one has a higher state version; returns rows written."""
+        written = 0
+        for row in rows:
+            try:
+                self.client.put_item(
+                    TableName=self.table,
+                    Item=to_attributes(row.to_item()),
+                    ConditionExpression=_NEWER_OR_SAME,
+                    ExpressionAttributeValues={":version": {"N": str(row.state_version)}},
+                )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+                continue
+            written += 1
+        return written
 
     def rows(self, metric: str, size_seconds: int) -> list[ResultRow]:
         """Every stored row of one metric and size, in window then key order."""
