@@ -58,6 +58,7 @@ from clickstream.checkpoints import CheckpointStore, ShardCheckpoint
 from clickstream.dynamo import DynamoCheckpointStore
 from clickstream.events import Event
 from clickstream.generator import event_record, generate
+from clickstream.generator.producer import MAX_RECORDS_PER_CALL
 from clickstream.memory import (
     MemoryCheckpoints,
     MemoryGapSink,
@@ -451,7 +452,11 @@ def bench_latency(seconds: float, rate: float, poll: float, seed: int) -> dict[s
             last_poll = 0.0
             sent = 0
             while queue:
-                due = min(len(queue), int((time.perf_counter() - started) * rate) + 1 - sent)
+                due = min(
+                    len(queue),
+                    int((time.perf_counter() - started) * rate) + 1 - sent,
+                    MAX_RECORDS_PER_CALL,
+                )
                 if due > 0:
                     stamped = [
                         replace(queue.pop(), trans_timestamp=datetime.now(UTC)) for _ in range(due)

@@ -9,10 +9,12 @@ many threads, so two requests can interleave halfway. Two cases break what the c
 - Kinesis gives a record the last sequence number plus one, and GetRecords iterates over the
   shard while a PutRecords adds to it.
 
-:class:`AtomicRequests` therefore runs the requests of every service but S3 one at a time. On AWS
-each of those requests is atomic, so this only restores the real semantics. S3 requests stay
-concurrent: Spark writes many objects in parallel, and an object request already replaces a
-whole object.
+:class:`AtomicRequests` therefore gives each request the locks of what it touches: a DynamoDB
+request those of the tables it names, a request to another service but S3 that of its service.
+On AWS each of those requests is atomic, so this only restores the real semantics, and what
+touches different state keeps running side by side (a long transaction on the sessionizer's
+table must not hold up the window counter's tables, nor Kinesis). S3 requests stay concurrent:
+Spark writes many objects in parallel, and an object request already replaces a whole object.
 
 Run it with ``python -m clickstream_local.moto_app -H 127.0.0.1 -p PORT``.
 """
@@ -20,6 +22,9 @@ Run it with ``python -m clickstream_local.moto_app -H 127.0.0.1 -p PORT``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import re
 import signal
 import sys
@@ -49,22 +54,68 @@ def signed_service(environ: dict[str, Any]) -> str | None:
     return match.group(1) if match else None
 
 
-class AtomicRequests:
-    """WSGI middleware: requests to services outside :data:`CONCURRENT_SERVICES` run one at a time.
+def dynamodb_tables(body: bytes) -> list[str]:
+    """The tables a DynamoDB request names (``TableName``, ``RequestItems``, ``TransactItems``)."""
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return []
+    if not isinstance(request, dict):
+        return []
+    names: set[str] = set()
+    if isinstance(request.get("TableName"), str):
+        names.add(request["TableName"])
+    if isinstance(request.get("RequestItems"), dict):
+        names.update(request["RequestItems"])
+    for action in request.get("TransactItems") or []:
+        for operation in action.values() if isinstance(action, dict) else []:
+            if isinstance(operation, dict) and isinstance(operation.get("TableName"), str):
+                names.add(operation["TableName"])
+    return sorted(name.rsplit("table/", 1)[-1] for name in names)
 
-    The lock is held until the response body is complete, so a request's reads and writes of the
-    backend state never interleave with another's.
+
+def read_body(environ: dict[str, Any]) -> bytes:
+    """The request body, read from ``wsgi.input`` and put back for the application."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def lock_names(service: str, environ: dict[str, Any]) -> list[str]:
+    """What a request touches, by name: its DynamoDB tables, or else its service."""
+    if service == "dynamodb":
+        tables = dynamodb_tables(read_body(environ))
+        if tables:
+            return [f"dynamodb/{table}" for table in tables]
+    return [service]
+
+
+class AtomicRequests:
+    """WSGI middleware: requests touching the same state (see :func:`lock_names`) run one at a time.
+
+    A request takes its locks in name order (so two requests never wait for each other) and holds
+    them until its response body is complete, so its reads and writes of that state never
+    interleave with another request's.
     """
 
     def __init__(self, app: WsgiApp) -> None:
         self.app = app
-        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _locks_of(self, names: list[str]) -> list[threading.Lock]:
+        """The locks of ``names``, in that order, each created on first use."""
+        with self._locks_guard:
+            return [self._locks.setdefault(name, threading.Lock()) for name in names]
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         service = signed_service(environ)
         if service is None or service in CONCURRENT_SERVICES:
             return self.app(environ, start_response)
-        with self._lock:
+        with contextlib.ExitStack() as held:
+            for lock in self._locks_of(lock_names(service, environ)):
+                held.enter_context(lock)
             response = self.app(environ, start_response)
             try:
                 return [b"".join(response)]

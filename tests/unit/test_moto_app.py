@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from clickstream_local.moto_app import AtomicRequests, signed_service
+from clickstream_local.moto_app import AtomicRequests, dynamodb_tables, signed_service
 
 
-def signed(service: str) -> dict[str, Any]:
-    """A WSGI environ signed with SigV4 for ``service``."""
+def signed(service: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A WSGI environ signed with SigV4 for ``service``, with ``body`` as its JSON body."""
+    payload = b"" if body is None else json.dumps(body).encode()
     return {
         "HTTP_AUTHORIZATION": (
             "AWS4-HMAC-SHA256 Credential=testing/20261128/us-east-1/"
             f"{service}/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc"
-        )
+        ),
+        "CONTENT_LENGTH": str(len(payload)),
+        "wsgi.input": io.BytesIO(payload),
     }
 
 
@@ -27,10 +32,13 @@ class OverlapRecorder:
     def __init__(self) -> None:
         self.active = 0
         self.most_active = 0
+        self.bodies: list[bytes] = []
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         with self._lock:
+            if "wsgi.input" in environ:
+                self.bodies.append(environ["wsgi.input"].read())
             self.active += 1
             self.most_active = max(self.most_active, self.active)
         time.sleep(0.05)
@@ -40,10 +48,15 @@ class OverlapRecorder:
         return [b"part one, ", b"part two"]
 
 
-def serve_at_once(app: AtomicRequests, environ: dict[str, Any], requests: int) -> list[Any]:
-    """Send ``requests`` identical requests from as many threads."""
-    with ThreadPoolExecutor(max_workers=requests) as pool:
-        return list(pool.map(lambda _: app(environ, lambda *_: None), range(requests)))
+def serve_at_once(app: AtomicRequests, environs: list[dict[str, Any]]) -> list[Any]:
+    """Send every request at once, each from its own thread."""
+    with ThreadPoolExecutor(max_workers=len(environs)) as pool:
+        return list(pool.map(lambda environ: app(environ, lambda *_: None), environs))
+
+
+def put(table: str) -> dict[str, Any]:
+    """A DynamoDB PutItem body."""
+    return {"TableName": table, "Item": {"pk": {"S": "a"}}}
 
 
 def test_the_service_comes_from_the_credential_scope() -> None:
@@ -53,22 +66,73 @@ def test_the_service_comes_from_the_credential_scope() -> None:
     assert signed_service({"HTTP_AUTHORIZATION": "Basic dXNlcjpwYXNz"}) is None
 
 
-def test_dynamodb_requests_run_one_at_a_time_and_keep_their_body() -> None:
+def test_dynamodb_requests_naming_no_table_run_one_at_a_time_and_keep_their_body() -> None:
     # GIVEN the middleware around an app that notes overlapping requests
     recorder = OverlapRecorder()
     app = AtomicRequests(recorder)
     # WHEN four DynamoDB requests arrive at once
-    bodies = serve_at_once(app, signed("dynamodb"), 4)
+    bodies = serve_at_once(app, [signed("dynamodb") for _ in range(4)])
     # THEN they never overlapped, and each response body is whole
     assert recorder.most_active == 1
     assert bodies == [[b"part one, part two"]] * 4
 
 
 def test_s3_and_unsigned_requests_stay_concurrent() -> None:
-    for environ in (signed("s3"), {}):
+    for make_environ in (lambda: signed("s3"), dict):
         # GIVEN the middleware around an app that notes overlapping requests
         recorder = OverlapRecorder()
         # WHEN four such requests arrive at once
-        serve_at_once(AtomicRequests(recorder), environ, 4)
+        serve_at_once(AtomicRequests(recorder), [make_environ() for _ in range(4)])
         # THEN they ran side by side
         assert recorder.most_active > 1
+
+
+def test_the_tables_come_from_the_request_body() -> None:
+    transaction = {
+        "TransactItems": [
+            {"Put": put("state")},
+            {"ConditionCheck": {"TableName": "arn:aws:dynamodb:us-east-1:1:table/checkpoints"}},
+            {"Update": {"TableName": "state", "Key": {}}},
+        ]
+    }
+    assert dynamodb_tables(json.dumps(transaction).encode()) == ["checkpoints", "state"]
+    assert dynamodb_tables(json.dumps({"RequestItems": {"b": [], "a": []}}).encode()) == ["a", "b"]
+    assert dynamodb_tables(json.dumps(put("results")).encode()) == ["results"]
+    assert dynamodb_tables(b"{}") == []
+    assert dynamodb_tables(b"not json") == []
+
+
+def test_requests_on_one_table_run_one_at_a_time_and_see_their_body() -> None:
+    # GIVEN the middleware around an app that notes overlapping requests
+    recorder = OverlapRecorder()
+    app = AtomicRequests(recorder)
+    # WHEN puts and a transaction that writes the same table arrive at once
+    transaction = {"TransactItems": [{"Put": put("other")}, {"Put": put("state")}]}
+    requests = [signed("dynamodb", put("state")) for _ in range(3)]
+    serve_at_once(app, [*requests, signed("dynamodb", transaction)])
+    # THEN they never overlapped, and the application read each body whole
+    assert recorder.most_active == 1
+    assert sorted(recorder.bodies) == sorted(
+        [json.dumps(put("state")).encode()] * 3 + [json.dumps(transaction).encode()]
+    )
+
+
+def test_requests_on_different_tables_run_side_by_side() -> None:
+    # GIVEN the middleware around an app that notes overlapping requests
+    recorder = OverlapRecorder()
+    app = AtomicRequests(recorder)
+    # WHEN requests on four different tables arrive at once
+    serve_at_once(app, [signed("dynamodb", put(f"table-{n}")) for n in range(4)])
+    # THEN they ran side by side
+    assert recorder.most_active > 1
+
+
+def test_different_services_do_not_wait_for_each_other() -> None:
+    # GIVEN the middleware around an app that notes overlapping requests
+    recorder = OverlapRecorder()
+    app = AtomicRequests(recorder)
+    # WHEN a DynamoDB and a Kinesis request arrive at once
+    bodies = serve_at_once(app, [signed("dynamodb"), signed("kinesis")])
+    # THEN they ran side by side, each still whole
+    assert recorder.most_active == 2
+    assert bodies == [[b"part one, part two"]] * 2
