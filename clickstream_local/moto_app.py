@@ -75,15 +75,26 @@ def dynamodb_tables(body: bytes) -> list[str]:
 
 
 def read_body(environ: dict[str, Any]) -> bytes:
-    """The request body, read from ``wsgi.input`` and put back for the application."""
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    """The request body, read from ``wsgi.input`` and put back for the application.
+
+    A chunked body (``wsgi.input_terminated``) is read to its end, any other for its
+    ``Content-Length``.
+    """
+    if environ.get("wsgi.input_terminated"):
+        body = environ["wsgi.input"].read()
+    else:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
     environ["wsgi.input"] = io.BytesIO(body)
     return body
 
 
 def lock_names(service: str, environ: dict[str, Any]) -> list[str]:
-    """What a request touches, by name: its DynamoDB tables, or else its service."""
+    """What a request touches, by name: its DynamoDB tables, or else its service.
+
+    A DynamoDB request naming no table (``ListTables``) takes the service's name, which no
+    table request shares: it reads no item, so it needs no table lock.
+    """
     if service == "dynamodb":
         tables = dynamodb_tables(read_body(environ))
         if tables:
@@ -94,9 +105,9 @@ def lock_names(service: str, environ: dict[str, Any]) -> list[str]:
 class AtomicRequests:
     """WSGI middleware: requests touching the same state (see :func:`lock_names`) run one at a time.
 
-    A request takes its locks in name order (so two requests never wait for each other) and holds
-    them until its response body is complete, so its reads and writes of that state never
-    interleave with another request's.
+    A request takes its locks in name order (so no two requests can each hold a lock the other
+    waits for) and holds them until its response body is complete, so its reads and writes of
+    that state never interleave with another request's.
     """
 
     def __init__(self, app: WsgiApp) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from clickstream_local.moto_app import AtomicRequests, dynamodb_tables, signed_service
+from clickstream_local.moto_app import AtomicRequests, dynamodb_tables, lock_names, signed_service
 
 
 def signed(service: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -100,6 +100,18 @@ def test_the_tables_come_from_the_request_body() -> None:
     assert dynamodb_tables(json.dumps(put("results")).encode()) == ["results"]
     assert dynamodb_tables(b"{}") == []
     assert dynamodb_tables(b"not json") == []
+
+
+def test_a_chunked_body_is_read_to_its_end_and_put_back() -> None:
+    # GIVEN a DynamoDB request whose body came chunked, without a Content-Length
+    environ = signed("dynamodb", put("state"))
+    del environ["CONTENT_LENGTH"]
+    environ["wsgi.input_terminated"] = True
+    # WHEN its locks are named
+    names = lock_names("dynamodb", environ)
+    # THEN its table was found, and the application still reads the whole body
+    assert names == ["dynamodb/state"]
+    assert environ["wsgi.input"].read() == json.dumps(put("state")).encode()
 
 
 def test_requests_on_one_table_run_one_at_a_time_and_see_their_body() -> None:
