@@ -183,6 +183,7 @@ class Template:
                 f"arn:{partition}:lambda:{region}:{account}:layer:{name}:1"
             ),
             "AWS::Glue::Database": f"arn:{partition}:glue:{region}:{account}:database/{name}",
+            "AWS::CloudWatch::Alarm": f"arn:{partition}:cloudwatch:{region}:{account}:alarm:{name}",
         }
         if kind == "AWS::Kinesis::StreamConsumer":
             properties = self.resolve(self._spec(logical_id)["Properties"])
@@ -375,4 +376,6 @@ _NAME_PROPERTIES: dict[str, str] = {
     "AWS::IAM::Role": "RoleName",
     "AWS::Kinesis::StreamConsumer": "ConsumerName",
     "AWS::OpenSearchService::Domain": "DomainName",
+    "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::CloudWatch::Dashboard": "DashboardName",
 }

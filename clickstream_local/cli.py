@@ -1,8 +1,8 @@
 """``clickstream``: run the pipeline locally.
 
 Commands: ``local up|down|status``, ``generate``, ``replay``, ``invoke``, ``drain``,
-``summary``, the lake's ``curate``, ``catalog`` and ``query``, the analytics ``report``, and
-``demo`` (what ``make run`` calls). Errors exit non-zero with a one-line reason.
+``summary``, the lake's ``curate``, ``catalog``, ``query`` and ``glue-docker``, the analytics
+``report``, and ``demo`` (what ``make run`` calls). Errors exit non-zero with a one-line reason.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from clickstream.streams import KinesisRecordStream, StreamRecord
 from clickstream.window_consumer import CONSUMER as WINDOW_CONSUMER
 from clickstream.window_results import DynamoWindowResults
 from clickstream.windows import END_OF_STREAM, TOP_SOURCES, UNIQUE_USERS
-from clickstream_local.aws import client_environment
+from clickstream_local.aws import client_environment, role_credentials
+from clickstream_local.glue_docker import add_glue_docker_command
 from clickstream_local.lake_commands import (
     add_commands,
     print_curate_reports,
@@ -54,6 +55,7 @@ from clickstream_local.reconcile import (
     stream_event_ids,
 )
 from clickstream_local.report.cli import add_report_command, print_report_summary, write_report
+from clickstream_local.signals import status_lines
 from clickstream_local.stack import LocalStack, StackError, StackState
 
 FINALIZER = "FinalizerFunction"
@@ -151,6 +153,8 @@ def cmd_local_status(arguments: argparse.Namespace) -> int:
             f" {delivery['records_delivered']:,} in {delivery['objects_written']:,} objects,"
             f" buffered {delivery['buffered_records']:,}"
         )
+    for line in status_lines(status):
+        print(f"  {line}")
     return 0
 
 
@@ -260,7 +264,7 @@ def cmd_replay(arguments: argparse.Namespace) -> int:
 def invoke_function(
     state: StackState, logical_id: str, event: Any, extra_environment: dict[str, str] | None = None
 ) -> Any:
-    """Run one template function once in a worker process; its result, or a StackError."""
+    """Run one template function once in a worker process with its role: result or StackError."""
     template = state.template()
     resource = template.resource(logical_id)
     if resource.type != "AWS::Serverless::Function":
@@ -271,7 +275,8 @@ def invoke_function(
     function = dataclasses.replace(
         function, environment={**function.environment, **(extra_environment or {})}
     )
-    invoker = WorkerInvoker(function, client_environment(state.endpoint_url))
+    credentials = role_credentials(state.endpoint_url, function.role_arn)
+    invoker = WorkerInvoker(function, client_environment(state.endpoint_url, credentials))
     try:
         outcome = invoker.invoke(event)
     finally:
@@ -611,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("summary", help="reconcile the stream with the raw layer")
     summary.set_defaults(handler=cmd_summary)
     add_commands(commands)
+    add_glue_docker_command(commands)
     add_report_command(commands)
 
     demo = commands.add_parser(

@@ -124,27 +124,31 @@ class PollerStatus:
     caught_up_at: float = 0.0
     """Start time of the latest poll that found nothing new while nothing was pending."""
     last_error: str | None = None
+    oldest_pending_arrival: float | None = None
+    """Arrival (epoch seconds) of the oldest record read and not yet done: the iterator age."""
+    millis_behind_latest: int = 0
+    """MillisBehindLatest of the latest read: how far its position trails the shard's tip."""
 
 
 class FailureDestination:
-    """Sends AWS-shaped on-failure records to an SQS queue or SNS topic."""
+    """Sends AWS-shaped on-failure records to an SQS queue or SNS topic.
+
+    ``clients(service)`` gives clients with the function's role credentials: Lambda sends to a
+    destination with the execution role, which needs ``sqs:SendMessage`` or ``sns:Publish`` on it.
+    """
 
     def __init__(self, arn: str, clients: Any) -> None:
         self.arn = arn
         self._clients = clients
-        self._queue_url: str | None = None
 
     def send(self, document: dict[str, Any]) -> None:
         """Deliver one invocation record."""
         body = json.dumps(document)
-        service = self.arn.split(":")[2]
+        _, _, service, _, account, name = self.arn.split(":", 5)
         if service == "sqs":
             sqs = self._clients("sqs")
-            if self._queue_url is None:
-                self._queue_url = sqs.get_queue_url(QueueName=self.arn.rsplit(":", 1)[1])[
-                    "QueueUrl"
-                ]
-            sqs.send_message(QueueUrl=self._queue_url, MessageBody=body)
+            queue_url = f"{sqs.meta.endpoint_url.rstrip('/')}/{account}/{name}"
+            sqs.send_message(QueueUrl=queue_url, MessageBody=body)
         elif service == "sns":
             self._clients("sns").publish(TopicArn=self.arn, Message=body)
         else:
@@ -283,6 +287,9 @@ class ShardPoller:
                 batch.append(record)
             self.status.records_read += len(records)
             self.status.pending = len(batch)
+            self.status.millis_behind_latest = behind
+            if batch:
+                self.status.oldest_pending_arrival = _epoch(batch[0]["ApproximateArrivalTimestamp"])
             if not records and not batch and behind == 0:
                 self.status.caught_up_at = started
             if batch and size >= MAX_INVOKE_PAYLOAD_BYTES // 2:
@@ -301,6 +308,8 @@ class ShardPoller:
             batch.records = self._discard_expired(batch)
             if not batch.records:
                 continue
+            first = batch.records[0]  # batches stay in stream order: the oldest not yet done
+            self.status.oldest_pending_arrival = _epoch(first["ApproximateArrivalTimestamp"])
             outcome = self.invoker.invoke(
                 kinesis_event(batch.records, self.mapping, self.shard_id, self.region)
             )
@@ -328,6 +337,7 @@ class ShardPoller:
             self._stop.wait(min(2.0, self.retry_backoff * 2 ** (batch.attempts - 1)))
             queue.appendleft(_Batch(remaining, batch.attempts, batch.invocation_count))
         self.status.pending = 0
+        self.status.oldest_pending_arrival = None
 
     def _remaining_after(
         self, records: list[dict[str, Any]], outcome: Invocation

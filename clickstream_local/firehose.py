@@ -61,6 +61,10 @@ class DeliveryStreamConfig:
     error_prefix: str
     buffer_bytes: int
     buffer_seconds: float
+    source_role_arn: str = ""
+    """The role Firehose reads the source stream with."""
+    destination_role_arn: str = ""
+    """The role Firehose writes the bucket with."""
 
     @classmethod
     def from_resource(cls, resource: Resource) -> DeliveryStreamConfig | None:
@@ -81,6 +85,8 @@ class DeliveryStreamConfig:
             error_prefix=destination.get("ErrorOutputPrefix", ""),
             buffer_bytes=int(hints.get("SizeInMBs", 5)) * 1024 * 1024,
             buffer_seconds=float(hints.get("IntervalInSeconds", 300)),
+            source_role_arn=source.get("RoleARN", ""),
+            destination_role_arn=destination.get("RoleARN", ""),
         )
 
 

@@ -2,9 +2,11 @@
 
 A job is an ``AWS::Glue::Job`` of ``template.yaml``: its ``Command.ScriptLocation`` (a path in
 this repository) and its ``DefaultArguments`` (resolved to the local stack's names) are what Glue
-would run. Locally the session reads and writes ``s3://`` on the moto endpoint through s3a, and a
-job with ``--enable-glue-datacatalog`` gets Hive support over the local metastore (Derby) instead
-of the Glue Data Catalog. The job's own ``main(argv)`` runs, exactly as on Glue.
+would run. Locally the session reads and writes ``s3://`` on the moto endpoint through s3a, with
+the temporary credentials of the job's ``Role`` (boto3 and s3a alike), so the endpoint holds the
+job to its role's policies as Glue would. A job with ``--enable-glue-datacatalog`` gets Hive
+support over the local metastore (Derby) instead of the Glue Data Catalog. The job's own
+``main(argv)`` runs, exactly as on Glue.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clickstream_local.aws import client_environment
+from clickstream_local.aws import Credentials, client_environment, role_credentials
 from clickstream_local.cfn import Resource, Template
 
 REPORT_MARKER = "GLUE-JOB-REPORT "
@@ -34,6 +36,7 @@ class LocalGlueJob:
     name: str
     script: Path
     default_arguments: dict[str, str]
+    role_arn: str = ""
 
     @classmethod
     def from_resource(cls, resource: Resource, root: Path) -> LocalGlueJob:
@@ -46,6 +49,7 @@ class LocalGlueJob:
             default_arguments={
                 k: str(v) for k, v in properties.get("DefaultArguments", {}).items()
             },
+            role_arn=str(properties.get("Role", "")),
         )
 
     @property
@@ -84,14 +88,21 @@ def run_in_subprocess(
     log: Path,
     overrides: Mapping[str, str] | None = None,
 ) -> list[Any]:
-    """Run the jobs one after another in a fresh Python process (one JVM); their reports."""
+    """Run the jobs one after another in a fresh Python process (one JVM); their reports.
+
+    The process has the jobs' role's credentials (all jobs of one run share a role).
+    """
+    roles = {job.role_arn for job in jobs}
+    if len(roles) != 1 or not next(iter(roles)):
+        raise ValueError(f"jobs of one local run must share one role, not {sorted(roles)}")
+    credentials = role_credentials(endpoint_url, roles.pop())
     command = [sys.executable, "-m", "clickstream_local.glue_local", "--endpoint", endpoint_url]
     command += ["--metastore", str(metastore_dir)]
     for key, value in (overrides or {}).items():
         command += ["--arg", f"{key}={value}"]
     for job in jobs:
         command += ["--job", json.dumps(_job_document(job))]
-    environment = {**os.environ, **client_environment(endpoint_url)}
+    environment = {**os.environ, **client_environment(endpoint_url, credentials)}
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a", encoding="utf-8") as output:
         completed = subprocess.run(
@@ -113,6 +124,7 @@ def _job_document(job: LocalGlueJob) -> dict[str, Any]:
         "name": job.name,
         "script": str(job.script),
         "default_arguments": job.default_arguments,
+        "role_arn": job.role_arn,
     }
 
 
@@ -127,16 +139,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arg", action="append", default=[])
     arguments = parser.parse_args(argv)
     jobs = [
-        LocalGlueJob(d["logical_id"], d["name"], Path(d["script"]), d["default_arguments"])
+        LocalGlueJob(
+            d["logical_id"], d["name"], Path(d["script"]), d["default_arguments"], d["role_arn"]
+        )
         for d in map(json.loads, arguments.job)
     ]
     overrides = dict(item.split("=", 1) for item in arguments.arg)
-    os.environ.update(client_environment(arguments.endpoint))
     catalog = any(job.uses_catalog for job in jobs)
     local_spark_session(
         arguments.endpoint,
         metastore_dir=arguments.metastore if catalog else None,
         app_name="clickstream-glue",
+        credentials=Credentials(
+            os.environ["AWS_ACCESS_KEY_ID"],
+            os.environ["AWS_SECRET_ACCESS_KEY"],
+            os.environ.get("AWS_SESSION_TOKEN") or None,
+        ),
     )
     for job in jobs:
         report = run_in_session(job, overrides)

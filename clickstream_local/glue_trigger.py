@@ -8,6 +8,10 @@ before is one Object Created event. The batching condition is the trigger's own,
 fresh Python process with one SparkSession. Runs of all triggers are serialised (one JVM at a
 time on a laptop); the jobs' processed-input ledger decides what each run reads, so events that
 arrive during a run are simply part of the next batch.
+
+EventBridge hands an event to a workflow with the rule target's ``RoleArn``: a trigger whose rule
+role does not allow ``glue:NotifyEvent`` on its workflow never runs (on AWS the rule's
+invocations fail), and its status says why.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 from clickstream_local.cfn import Template
 from clickstream_local.glue_local import LocalGlueJob, run_in_subprocess, template_jobs
+from clickstream_local.iam import Decision, Permission, template_roles
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +44,14 @@ class EventTriggerConfig:
     batch_size: int
     batch_window_seconds: float
     jobs: tuple[LocalGlueJob, ...]
+    refused: str | None = None
+    """Why EventBridge may not notify the workflow (its rule role's policies), if so."""
 
     @classmethod
     def all_of(cls, template: Template, root: Path) -> list[EventTriggerConfig]:
         """Every EVENT trigger of the template whose workflow an S3 rule targets."""
         jobs_by_name = {job.name: job for job in template_jobs(template, root).values()}
+        roles = template_roles(template)
         configs: list[EventTriggerConfig] = []
         for trigger in template.resources("AWS::Glue::Trigger"):
             properties = trigger.properties
@@ -52,9 +60,14 @@ class EventTriggerConfig:
             workflow = properties["WorkflowName"]
             condition = properties.get("EventBatchingCondition", {})
             for rule in template.resources("AWS::Events::Rule"):
-                targets = rule.properties.get("Targets", [])
-                if not any(t["Arn"].endswith(f":workflow/{workflow}") for t in targets):
+                targets = [
+                    t
+                    for t in rule.properties.get("Targets", [])
+                    if t["Arn"].endswith(f":workflow/{workflow}")
+                ]
+                if not targets:
                     continue
+                refused = _notify_refusal(roles, targets[0])
                 detail = rule.properties["EventPattern"]["detail"]
                 for bucket in detail["bucket"]["name"]:
                     configs.append(
@@ -65,9 +78,21 @@ class EventTriggerConfig:
                             batch_size=int(condition.get("BatchSize", 1)),
                             batch_window_seconds=float(condition.get("BatchWindow", 900)),
                             jobs=tuple(jobs_by_name[a["JobName"]] for a in properties["Actions"]),
+                            refused=refused,
                         )
                     )
         return configs
+
+
+def _notify_refusal(roles: dict[str, Any], target: dict[str, Any]) -> str | None:
+    """Why the rule target's role may not start its workflow, or None when it may."""
+    role_arn = target.get("RoleArn")
+    role = roles.get(role_arn) if role_arn else None
+    if role is None:
+        return f"the rule target {target['Arn']} has no role the template declares"
+    if role.decide(Permission("glue:NotifyEvent", target["Arn"])) is not Decision.ALLOW:
+        return f"{role_arn} is not authorized to perform: glue:NotifyEvent on {target['Arn']}"
+    return None
 
 
 @dataclass
@@ -82,6 +107,9 @@ class TriggerState:
     last_error: str | None = None
     retry_at: float | None = None
     """After a failed run, the batch waits one batch window before it is tried again."""
+    failed_runs: int = 0
+    last_run_failed: bool = False
+    """The latest run of the jobs failed (a Glue Job State Change to FAILED on AWS)."""
 
 
 class GlueEventTrigger:
@@ -139,18 +167,26 @@ class GlueEventTrigger:
                 self.state.first_pending_at = None
             if not batch:
                 return []
+            if self.config.refused:
+                with self._lock:
+                    self.state.last_error = f"AccessDenied: {self.config.refused}"
+                    self.state.pending = batch + self.state.pending
+                raise PermissionError(self.config.refused)
             logger.info("%s: %d new objects, running its jobs", self.config.name, len(batch))
             try:
                 reports = self._run_jobs(self.config.jobs)
             except Exception as error:
                 with self._lock:
                     self.state.last_error = str(error)
+                    self.state.failed_runs += 1
+                    self.state.last_run_failed = True
                     self.state.pending = batch + self.state.pending
                     self.state.first_pending_at = self._clock()
                     self.state.retry_at = self._clock() + self.config.batch_window_seconds
                 raise
             with self._lock:
                 self.state.runs += 1
+                self.state.last_run_failed = False
                 self.state.last_reports = reports
                 self.state.last_error = None
                 self.state.retry_at = None
@@ -189,6 +225,9 @@ class GlueEventTrigger:
                 "runs": self.state.runs,
                 "last_reports": self.state.last_reports,
                 "last_error": self.state.last_error,
+                "jobs": [job.name for job in self.config.jobs],
+                "failed_runs": self.state.failed_runs,
+                "last_run_failed": self.state.last_run_failed,
             }
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from clickstream_local.cfn import Resource, Template
+from clickstream_local.emf import MetricsTap
+from clickstream_local.iam import function_role_arn
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class LocalFunction:
     memory_mb: int
     layer_paths: tuple[Path, ...] = ()
     events: dict[str, Any] = field(default_factory=dict)
+    role_arn: str = ""
+    """The execution role: its credentials are the function's, as Lambda gives them."""
 
     def with_local_environment(self, overrides: Mapping[str, str]) -> LocalFunction:
         """The function with local endpoint values for the variables it declares."""
@@ -68,6 +72,7 @@ class LocalFunction:
             memory_mb=int(properties.get("MemorySize", 128)),
             layer_paths=tuple(layer_paths),
             events=properties.get("Events", {}),
+            role_arn=function_role_arn(template, resource),
         )
 
 
@@ -80,6 +85,8 @@ class Invocation:
     error_type: str | None = None
     error_message: str | None = None
     duration_ms: float = 0.0
+    metrics: tuple[dict[str, Any], ...] = ()
+    """The Embedded Metric Format documents the function printed: its CloudWatch metrics."""
 
 
 class LambdaContext:
@@ -122,10 +129,12 @@ def _worker_main(
     """Entry point of a worker process: load the handler once, then serve invocations.
 
     The function's log output (stdout) goes to the worker's stderr, as Lambda sends it to
-    CloudWatch Logs rather than to the caller.
+    CloudWatch Logs rather than to the caller; its EMF metrics also come back with each reply.
     """
     sys.stdout.flush()
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    tap = MetricsTap(sys.stdout)
+    sys.stdout = tap  # type: ignore[assignment]
     os.environ.update(environment)
     os.environ.update(function.environment)
     os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", function.name)
@@ -143,10 +152,10 @@ def _worker_main(
         request_id, event, deadline = message
         try:
             result = handler(event, LambdaContext(function, request_id, deadline))
-            connection.send(("ok", result))
+            connection.send(("ok", result, tap.take()))
         except Exception as error:
             traceback.print_exc()
-            connection.send(("error", type(error).__name__, str(error)))
+            connection.send(("error", type(error).__name__, str(error), tap.take()))
 
 
 class WorkerInvoker:
@@ -204,8 +213,14 @@ class WorkerInvoker:
                 duration_ms=elapsed(),
             )
         if reply[0] == "ok":
-            return Invocation(True, payload=reply[1], duration_ms=elapsed())
-        return Invocation(False, error_type=reply[1], error_message=reply[2], duration_ms=elapsed())
+            return Invocation(True, payload=reply[1], duration_ms=elapsed(), metrics=reply[2])
+        return Invocation(
+            False,
+            error_type=reply[1],
+            error_message=reply[2],
+            duration_ms=elapsed(),
+            metrics=reply[3],
+        )
 
     def close(self) -> None:
         """Stop the worker process."""
@@ -265,7 +280,12 @@ class FaultInjectingInvoker:
         outcome = self.inner.invoke(event)
         if roll < self.rate:
             self.injected += 1
-            return Invocation(False, error_type="InjectedFault", error_message="after the handler")
+            return Invocation(
+                False,
+                error_type="InjectedFault",
+                error_message="after the handler",
+                metrics=outcome.metrics,
+            )
         return outcome
 
     def close(self) -> None:

@@ -1,9 +1,11 @@
 """Create on the moto server every resource ``template.yaml`` declares, by reading the template.
 
 There is no hand-written list of resources: each supported resource type has one function that
-turns its (resolved) CloudFormation properties into the matching API calls. Types with no
-data-plane meaning locally (IAM roles, log groups, layers, Glue jobs and their triggers, EventBridge
-rules, Athena workgroups) are listed as not emulated.
+turns its (resolved) CloudFormation properties into the matching API calls. IAM roles (declared
+ones and those SAM creates for functions) are registered with the local endpoint, which enforces
+their policies on every call made with their credentials. Types with no data-plane meaning
+locally (log groups, layers, Glue jobs and their triggers, EventBridge rules, Athena workgroups)
+are listed as not emulated.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from clickstream_local.aws import local_client
+from clickstream_local.aws import local_client, register_roles
 from clickstream_local.cfn import Resource, Template
+from clickstream_local.firehose import render_prefix
+from clickstream_local.iam import template_roles
 
 PROVISIONED_TYPES = (
     "AWS::Kinesis::Stream",
@@ -34,8 +39,10 @@ PROVISIONED_TYPES = (
 RUN_LOCALLY_TYPES = ("AWS::Serverless::Function", "AWS::OpenSearchService::Domain")
 """Resource types the local stack runs itself: functions (event-source runner), OpenSearch."""
 
+ENFORCED_TYPES = ("AWS::IAM::Role",)
+"""Resource types whose policies the local endpoint enforces (:mod:`clickstream_local.iam`)."""
+
 NOT_EMULATED_TYPES = (
-    "AWS::IAM::Role",
     "AWS::Logs::LogGroup",
     "AWS::Logs::LogStream",
     "AWS::Serverless::LayerVersion",
@@ -45,10 +52,12 @@ NOT_EMULATED_TYPES = (
     "AWS::Events::Rule",
     "AWS::Athena::WorkGroup",
     "AWS::Athena::NamedQuery",
+    "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
 )
 """Resource types with no local data-plane meaning, reported as ``not emulated``.
 
-Permissions and logs are not enforced locally, and layers are the local import path. Glue job
+Logs are the daemon's log file, and layers are the local import path. Glue job
 scripts run locally with PySpark, not as Glue jobs started by workflows, event triggers and S3
 EventBridge rules; queries run with Spark SQL or DuckDB, not in an Athena workgroup.
 """
@@ -61,7 +70,7 @@ class ProvisionedResource:
     logical_id: str
     type: str
     physical_id: str
-    status: str  # "created", "exists", "skipped", "run locally" or "not emulated"
+    status: str  # "created", "exists", "skipped", "enforced", "run locally" or "not emulated"
 
 
 class Provisioner:
@@ -84,7 +93,9 @@ class Provisioner:
         by_order = sorted(self.template.resources(), key=lambda r: _ORDER.get(r.type, 99))
         for resource in by_order:
             creator = self._creators().get(resource.type)
-            if creator is None:
+            if resource.type in ENFORCED_TYPES:
+                status = "enforced"
+            elif creator is None:
                 status = "run locally" if resource.type in RUN_LOCALLY_TYPES else "not emulated"
             elif self.skip_reason(resource):
                 status = "skipped"
@@ -98,7 +109,13 @@ class Provisioner:
                     resource.logical_id, resource.type, resource.physical_id, status
                 )
             )
+        self.register_roles()
         return results
+
+    def register_roles(self) -> list[str]:
+        """Give the endpoint every template role's policies and each DirectPut stream's role."""
+        roles = [role.to_json() for role in template_roles(self.template).values()]
+        return register_roles(self.endpoint_url, roles, direct_put_destinations(self.template))
 
     def exists(self, resource: Resource) -> bool:
         """Whether the resource exists on the endpoint (types this module provisions)."""
@@ -290,6 +307,24 @@ class Provisioner:
             DatabaseName=resource.properties["DatabaseName"],
             TableInput=resource.properties["TableInput"],
         )
+
+
+def direct_put_destinations(template: Template) -> dict[str, dict[str, str]]:
+    """Each DirectPut delivery stream's S3 destination and the role Firehose writes it with."""
+    destinations = {}
+    for resource in template.resources("AWS::KinesisFirehose::DeliveryStream"):
+        properties = resource.properties
+        destination = properties.get("ExtendedS3DestinationConfiguration") or properties.get(
+            "S3DestinationConfiguration"
+        )
+        if properties.get("DeliveryStreamType", "DirectPut") != "DirectPut" or not destination:
+            continue
+        destinations[resource.physical_id] = {
+            "role_arn": destination["RoleARN"],
+            "bucket": destination["BucketARN"].split(":::", 1)[1],
+            "prefix": render_prefix(destination.get("Prefix", ""), datetime.now(UTC)),
+        }
+    return destinations
 
 
 def local_bucket_policy(document: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,10 @@
 """The long-running local services: the event-source runner and Firehose emulation.
 
 They run together in one daemon process (``python -m clickstream_local.daemon``), configured
-entirely from ``template.yaml``, and answer a small JSON control API on loopback:
+entirely from ``template.yaml``. Each acts with the credentials of the template role AWS would
+use: a function's pollers, invocations and on-failure records with its execution role, a
+delivery stream with its ``RoleARN``s, a Glue job with its ``Role``. They answer a small JSON
+control API on loopback:
 ``GET /status``, ``POST /flush``, ``POST /glue/run`` (run every EVENT-triggered Glue workflow on
 its pending objects now) and ``POST /shutdown``.
 """
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from clickstream_local.aws import client_environment, local_client
+from clickstream_local.aws import client_environment, local_client, role_credentials
 from clickstream_local.cfn import Template
 from clickstream_local.dashboard import DashboardApp
 from clickstream_local.esm import FailureDestination, ShardPoller, kinesis_mappings
@@ -27,6 +30,7 @@ from clickstream_local.glue_trigger import EventTriggerConfig, GlueEventTrigger,
 from clickstream_local.lambda_worker import FaultInjectingInvoker, LocalFunction, WorkerInvoker
 from clickstream_local.schedules import ScheduledInvocation, ScheduleRunner
 from clickstream_local.shard_reader import list_shard_ids
+from clickstream_local.signals import LocalCloudWatch
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +50,9 @@ class StackServices:
     ) -> None:
         self.template = template
         self.endpoint_url = endpoint_url
-        kinesis = local_client("kinesis", endpoint_url)
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+        self.cloudwatch = LocalCloudWatch(template, lambda: local_client("sqs", endpoint_url))
         functions = [
             LocalFunction.from_template(template, resource, root).with_local_environment(
                 local_environment or {}
@@ -55,24 +61,33 @@ class StackServices:
         ]
         self.pollers: list[ShardPoller] = []
         for mapping in kinesis_mappings(template, functions):
+            role = mapping.function.role_arn
             destination = (
-                FailureDestination(mapping.on_failure_arn, self._client)
+                FailureDestination(mapping.on_failure_arn, lambda s, r=role: self._client(s, r))
                 if mapping.on_failure_arn
                 else None
             )
-            for shard_id in list_shard_ids(kinesis, mapping.stream_name):
+            for shard_id in list_shard_ids(self._client("kinesis", role), mapping.stream_name):
                 self.pollers.append(
                     ShardPoller(
                         mapping,
                         shard_id,
-                        local_client("kinesis", endpoint_url),
-                        self._invoker(mapping.function, endpoint_url, fault_rate, shard_id),
+                        self._role_client("kinesis", role),
+                        self.cloudwatch.recording(
+                            self._invoker(mapping.function, endpoint_url, fault_rate, shard_id),
+                            mapping.function.name,
+                        ),
                         destination,
                         region=template.region,
                     )
                 )
         self.schedules = [
-            ScheduleRunner(schedule, WorkerInvoker(function, client_environment(endpoint_url)))
+            ScheduleRunner(
+                schedule,
+                self.cloudwatch.recording(
+                    self._invoker(function, endpoint_url, 0.0, "schedule"), function.name
+                ),
+            )
             for function in functions
             for schedule in ScheduledInvocation.all_of(function)
         ]
@@ -83,8 +98,8 @@ class StackServices:
                 self.deliveries.append(
                     FirehoseEmulator(
                         config,
-                        local_client("kinesis", endpoint_url),
-                        local_client("s3", endpoint_url),
+                        self._role_client("kinesis", config.source_role_arn),
+                        self._role_client("s3", config.destination_role_arn),
                     )
                 )
         self.glue_triggers: list[GlueEventTrigger] = []
@@ -97,25 +112,32 @@ class StackServices:
                 for config in EventTriggerConfig.all_of(template, root)
             ]
         self.glue_auto = glue_auto
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
 
     @staticmethod
     def _invoker(
         function: LocalFunction, endpoint_url: str, fault_rate: float, shard_id: str
     ) -> WorkerInvoker | FaultInjectingInvoker:
-        invoker = WorkerInvoker(function, client_environment(endpoint_url))
+        credentials = role_credentials(endpoint_url, function.role_arn)
+        invoker = WorkerInvoker(function, client_environment(endpoint_url, credentials))
         if fault_rate <= 0:
             return invoker
         return FaultInjectingInvoker(
             invoker, fault_rate, seed=zlib.crc32(f"{function.name}/{shard_id}".encode())
         )
 
-    def _client(self, service: str) -> Any:
+    def _role_client(self, service: str, role_arn: str) -> Any:
+        """A new client with ``role_arn``'s credentials (one per thread that uses it)."""
+        return local_client(
+            service, self.endpoint_url, role_credentials(self.endpoint_url, role_arn)
+        )
+
+    def _client(self, service: str, role_arn: str) -> Any:
+        """A shared client with ``role_arn``'s credentials."""
         with self._lock:
-            if service not in self._clients:
-                self._clients[service] = local_client(service, self.endpoint_url)
-            return self._clients[service]
+            key = (service, role_arn)
+            if key not in self._clients:
+                self._clients[key] = self._role_client(service, role_arn)
+            return self._clients[key]
 
     def start(self) -> None:
         """Start every poller and delivery stream."""
@@ -154,12 +176,15 @@ class StackServices:
         return results
 
     def status(self) -> dict[str, Any]:
-        """Counters of every poller, delivery stream and Glue trigger."""
+        """Counters of every poller, delivery stream and Glue trigger; the alarms' signals."""
+        glue_triggers = [trigger.snapshot() for trigger in self.glue_triggers]
+        pollers = [poller.snapshot() for poller in self.pollers]
         return {
-            "glue_triggers": [trigger.snapshot() for trigger in self.glue_triggers],
-            "pollers": [poller.snapshot() for poller in self.pollers],
+            "glue_triggers": glue_triggers,
+            "pollers": pollers,
             "deliveries": [delivery.snapshot() for delivery in self.deliveries],
             "schedules": [schedule.snapshot() for schedule in self.schedules],
+            **self.cloudwatch.status(pollers, glue_triggers),
         }
 
 

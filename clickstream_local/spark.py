@@ -6,7 +6,8 @@ and the HCatalog JSON SerDe at pyspark's Hive version (the JSON SerDe the catalo
 which Athena reads too), from Maven Central (``clickstream_local/jvm/pom.xml``) into the cache
 folder, once.
 :func:`local_spark_session` builds a ``local[*]`` session that reads and writes ``s3a://`` on the
-local endpoint (path-style, plain HTTP, the moto credentials) and, when asked, keeps a Hive
+local endpoint (path-style, plain HTTP, with the given credentials: a Glue job's role, or the
+local administrator's) and, when asked, keeps a Hive
 metastore in embedded Derby under a folder of the local state.
 """
 
@@ -20,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clickstream_local.aws import LOCAL_CREDENTIALS
+from clickstream_local.aws import ADMIN, Credentials
 from clickstream_local.opensearch import cache_dir, java_home
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ def local_spark_session(
     app_name: str = "clickstream-local",
     shuffle_partitions: int = 4,
     driver_memory: str = "4g",
+    credentials: Credentials = ADMIN,
 ) -> SparkSession:
     """A ``local[*]`` session: s3a:// on ``s3_endpoint``, Hive support with ``metastore_dir``."""
     os.environ.setdefault("JAVA_HOME", str(java_home()))
@@ -109,7 +111,7 @@ def local_spark_session(
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
     )
     if s3_endpoint:
-        for key, value in s3a_settings(s3_endpoint).items():
+        for key, value in s3a_settings(s3_endpoint, credentials).items():
             builder = builder.config(f"spark.hadoop.{key}", value)
     if metastore_dir is not None:
         metastore_dir.mkdir(parents=True, exist_ok=True)
@@ -131,16 +133,25 @@ def local_spark_session(
     return session
 
 
-def s3a_settings(endpoint: str) -> dict[str, str]:
+def s3a_settings(endpoint: str, credentials: Credentials = ADMIN) -> dict[str, str]:
     """Hadoop settings that point s3a:// at a local S3 endpoint (moto) over plain HTTP."""
+    provider = "org.apache.hadoop.fs.s3a." + (
+        "TemporaryAWSCredentialsProvider"
+        if credentials.session_token
+        else "SimpleAWSCredentialsProvider"
+    )
+    session = (
+        {"fs.s3a.session.token": credentials.session_token} if credentials.session_token else {}
+    )
     return {
         "fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "fs.s3a.endpoint": endpoint,
         "fs.s3a.path.style.access": "true",
         "fs.s3a.connection.ssl.enabled": "false",
-        "fs.s3a.access.key": LOCAL_CREDENTIALS["aws_access_key_id"],
-        "fs.s3a.secret.key": LOCAL_CREDENTIALS["aws_secret_access_key"],
-        "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+        "fs.s3a.access.key": credentials.access_key_id,
+        "fs.s3a.secret.key": credentials.secret_access_key,
+        **session,
+        "fs.s3a.aws.credentials.provider": provider,
         "fs.s3a.change.detection.mode": "none",
         "fs.s3a.fast.upload": "true",
         "fs.s3a.committer.name": "file",

@@ -19,9 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clickstream_glue.args import resolve_options
-from clickstream_glue.incremental import run_incremental
 from clickstream_glue.runtime import start_job
-from clickstream_glue.tables import GAP_SESSIONS, MINUTE_SESSIONS
 
 JOB_NAME = "aggregated_to_curated_sessions"
 REQUIRED = ("source_bucket", "curated_bucket")
@@ -38,6 +36,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Resolve the arguments, run once, print the counts as JSON, commit the Glue job."""
     options = resolve_options(sys.argv if argv is None else argv, REQUIRED, DEFAULTS)
     job = start_job(JOB_NAME, options)
+    # The tables' column expressions need the SparkContext start_job creates on Glue.
+    from clickstream_glue.incremental import run_incremental
+    from clickstream_glue.tables import GAP_SESSIONS, MINUTE_SESSIONS
+
     sources = [
         (options["aggregated_prefix"], MINUTE_SESSIONS),
         (options["sessions_prefix"], GAP_SESSIONS),

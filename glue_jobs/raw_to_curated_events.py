@@ -16,9 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clickstream_glue.args import resolve_options
-from clickstream_glue.incremental import run_incremental
 from clickstream_glue.runtime import start_job
-from clickstream_glue.tables import EVENTS
 
 JOB_NAME = "raw_to_curated_events"
 REQUIRED = ("source_bucket", "curated_bucket")
@@ -29,6 +27,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Resolve the arguments, run once, print the counts as JSON, commit the Glue job."""
     options = resolve_options(sys.argv if argv is None else argv, REQUIRED, DEFAULTS)
     job = start_job(JOB_NAME, options)
+    # The tables' column expressions need the SparkContext start_job creates on Glue.
+    from clickstream_glue.incremental import run_incremental
+    from clickstream_glue.tables import EVENTS
+
     report = run_incremental(
         job, JOB_NAME, [(options["raw_prefix"], EVENTS)], options["compression"]
     )

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+GLUE_RUN_ARGUMENTS = ("JOB_ID", "JOB_RUN_ID", "SECURITY_CONFIGURATION")
+"""Names ``getResolvedOptions`` always parses itself: asking for one again is an argparse
+conflict, so they are read from its result instead."""
+
 
 class MissingArgument(ValueError):
     """A required ``--NAME`` is not on the command line."""
@@ -26,7 +30,8 @@ def resolve_options(
     except ImportError:
         resolved = _parse(argv, names)
     else:
-        resolved = getResolvedOptions(list(argv), names)
+        asked = [name for name in names if name not in GLUE_RUN_ARGUMENTS]
+        resolved = getResolvedOptions(list(argv), asked)
     return {**defaults, **{name: resolved[name] for name in names}}
 
 

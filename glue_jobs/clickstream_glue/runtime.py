@@ -47,7 +47,7 @@ def start_job(job_name: str, options: dict[str, str]) -> JobContext:
     glue_context = GlueContext(SparkContext.getOrCreate())
     job = Job(glue_context)
     job.init(options.get("JOB_NAME", job_name), options)
-    run_id = f"{stamp}-{options.get('JOB_RUN_ID', uuid.uuid4().hex[:8])}"
+    run_id = f"{stamp}-{options.get('JOB_RUN_ID') or uuid.uuid4().hex[:8]}"
     spark = configured(glue_context.spark_session)
     return JobContext(spark, run_id, source, curated, commit=job.commit)
 

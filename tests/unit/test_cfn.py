@@ -575,6 +575,8 @@ def test_project_generator_environment_and_layers(project: Template) -> None:
     assert generator.properties["Timeout"] == 300
     assert generator.properties["Runtime"] == "python3.11"
     assert generator.physical_id == "clickstream-generator"
+    # AND its schedule is off unless GeneratorScheduleEnabled turns it on
+    assert generator.properties["Events"]["Schedule"]["Properties"]["Enabled"] is False
 
 
 def test_project_template_follows_the_stack_name() -> None:
@@ -582,7 +584,7 @@ def test_project_template_follows_the_stack_name() -> None:
     template = Template.load(
         PROJECT_TEMPLATE,
         stack_name="t1",
-        parameter_overrides={"ShardCount": "4", "GeneratorScheduleEnabled": "false"},
+        parameter_overrides={"ShardCount": "4", "GeneratorScheduleEnabled": "true"},
     )
     # WHEN names, the schedule and the delivery stream are resolved
     generator = template.resource("GeneratorFunction")
@@ -590,7 +592,7 @@ def test_project_template_follows_the_stack_name() -> None:
     # THEN everything is named after the stack, and the overrides take effect
     assert template.physical_id("ClickstreamStream") == "t1-clickstream"
     assert generator.properties["Environment"]["Variables"]["STREAM_NAME"] == "t1-clickstream"
-    assert generator.properties["Events"]["Schedule"]["Properties"]["Enabled"] is False
+    assert generator.properties["Events"]["Schedule"]["Properties"]["Enabled"] is True
     assert template.resource("ClickstreamStream").properties["ShardCount"] == "4"
     assert delivery["KinesisStreamSourceConfiguration"]["KinesisStreamARN"] == (
         "arn:aws:kinesis:us-east-1:123456789012:stream/t1-clickstream"

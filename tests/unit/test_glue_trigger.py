@@ -121,6 +121,32 @@ def test_a_failed_run_keeps_its_batch_and_waits_a_window_before_retrying() -> No
     assert trigger.due()
 
 
+def test_failed_runs_are_counted_and_a_successful_run_clears_the_latest_failure() -> None:
+    # GIVEN a trigger whose jobs fail on the first run only
+    s3, clock = FakeS3(), Clock()
+    outcomes = iter([RuntimeError("spark failed"), None])
+
+    def run_jobs(jobs: tuple[LocalGlueJob, ...]) -> list[Any]:
+        error = next(outcomes)
+        if error is not None:
+            raise error
+        return []
+
+    trigger = GlueEventTrigger(config(size=1), s3, run_jobs, clock=clock)
+    s3.keys.add("rawdata/a")
+    trigger.poll()
+    # WHEN the first run fails
+    with pytest.raises(RuntimeError):
+        trigger.run_batch()
+    # THEN the status counts it and says the latest run failed
+    snapshot = trigger.snapshot()
+    assert (snapshot["failed_runs"], snapshot["last_run_failed"]) == (1, True)
+    # AND after a successful run the count stays while the latest run is fine
+    trigger.run_batch()
+    snapshot = trigger.snapshot()
+    assert (snapshot["failed_runs"], snapshot["last_run_failed"], snapshot["runs"]) == (1, False, 1)
+
+
 def test_running_with_nothing_pending_does_nothing() -> None:
     # GIVEN no new object WHEN asked to run THEN no job runs
     trigger, runs = make_trigger(config(), FakeS3(), Clock())
