@@ -3,7 +3,9 @@
 The local endpoint enforces IAM (``clickstream_local.moto_app``): the administrator key
 (``testing``) may do everything, and everything that acts for a function, a delivery stream or
 a Glue job uses the temporary credentials of that resource's role, from ``sts:AssumeRole`` on the
-endpoint, so each call is checked against the role's policies as on AWS.
+endpoint, so each call is checked against the role's policies as on AWS. The endpoint's control
+API (``/_clickstream/iam/...``) takes the roles, DirectPut destinations and search domains it
+enforces, and reports its decisions.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from clickstream_local.cfn import LOCAL_REGION
 
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 """The local administrator's credentials (the stack's set-up and bookkeeping, and its user)."""
+
+SEARCH_PREFIX = "/_clickstream/search/"
+"""``<endpoint><SEARCH_PREFIX><domain>/<path>``: a search domain's HTTP API on the local endpoint,
+authorized like OpenSearch Service, then forwarded to the local node."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,18 @@ def register_roles(
 ) -> list[str]:
     """Give the local endpoint the policies it enforces for each role; the roles it now knows."""
     document = {"roles": list(roles), "delivery_streams": delivery_streams or {}}
+    return list(_post_iam_control(endpoint_url, document)["roles"])
+
+
+def register_search_domain(
+    endpoint_url: str, name: str, node_url: str, access_policy: dict[str, Any]
+) -> None:
+    """Have the local endpoint serve domain ``name`` from ``node_url``, under its access policy."""
+    document = {"search_domains": {name: {"url": node_url, "access_policy": access_policy}}}
+    _post_iam_control(endpoint_url, document)
+
+
+def _post_iam_control(endpoint_url: str, document: dict[str, Any]) -> dict[str, Any]:
     request = urllib.request.Request(
         f"{endpoint_url}/_clickstream/iam/roles",
         data=json.dumps(document).encode(),
@@ -110,7 +128,7 @@ def register_roles(
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
-        return list(json.loads(response.read())["roles"])
+        return json.loads(response.read())
 
 
 def iam_audit(endpoint_url: str) -> dict[str, Any]:

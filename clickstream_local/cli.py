@@ -31,7 +31,7 @@ from clickstream.streams import KinesisRecordStream, StreamRecord
 from clickstream.window_consumer import CONSUMER as WINDOW_CONSUMER
 from clickstream.window_results import DynamoWindowResults
 from clickstream.windows import END_OF_STREAM, TOP_SOURCES, UNIQUE_USERS
-from clickstream_local.aws import client_environment, role_credentials
+from clickstream_local.aws import ADMIN, client_environment, role_credentials
 from clickstream_local.glue_docker import add_glue_docker_command
 from clickstream_local.lake_commands import (
     add_commands,
@@ -112,7 +112,10 @@ def cmd_local_up(arguments: argparse.Namespace) -> int:
     print(f"local stack up: AWS endpoint {state.endpoint_url}, control {state.control_url}")
     if state.opensearch_url:
         print(f"OpenSearch {state.opensearch_url}; live dashboard {state.control_url}/dashboard")
-    print(f"export AWS_ENDPOINT_URL={state.endpoint_url}")
+    print(
+        f"export AWS_ENDPOINT_URL={state.endpoint_url} "
+        f"AWS_ACCESS_KEY_ID={ADMIN.access_key_id} AWS_SECRET_ACCESS_KEY={ADMIN.secret_access_key}"
+    )
     return 0
 
 

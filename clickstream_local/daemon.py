@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--local-environment", default="{}", help="JSON object of local function environment values"
     )
+    parser.add_argument("--search-url", help="the local OpenSearch node, for the live dashboard")
     parser.add_argument(
         "--fault-rate",
         type=float,
@@ -67,17 +68,14 @@ def main(argv: list[str] | None = None) -> None:
         glue_auto=not arguments.glue_manual,
     )
     services.start()
-    local_environment = json.loads(arguments.local_environment)
     dashboard = None
-    if "OPENSEARCH_URL" in local_environment:
+    if arguments.search_url:
         windows: WindowResultsSource = NoWindowResults()
         if "WindowResultsTable" in template.document["Resources"]:
             table = template.resource("WindowResultsTable").physical_id
             sink = DynamoWindowResults(local_client("dynamodb", arguments.endpoint), table)
             windows = LatestWindowResults(sink)
-        dashboard = dashboard_app(
-            UniqueVisitorsSource.from_url(local_environment["OPENSEARCH_URL"]), windows
-        )
+        dashboard = dashboard_app(UniqueVisitorsSource.from_url(arguments.search_url), windows)
     server = control_server(services, arguments.port, dashboard)
 
     def terminate(*_: object) -> None:

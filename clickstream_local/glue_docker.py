@@ -13,8 +13,8 @@ The script gets the arguments the template gives it, as Glue passes them: every
   ``clickstream``) is built into ``<state folder>/glue-docker/``, mounted, and handed to
   ``spark-submit --py-files``, which is what ``--extra-py-files`` does on Glue;
 - the container shares the host's network, since the stack listens on 127.0.0.1, and gets the
-  stack's AWS environment (``AWS_ENDPOINT_URL``, credentials, region) and Hadoop's s3a settings,
-  so that boto3 and ``s3://`` both reach the local endpoint;
+  stack's AWS environment (``AWS_ENDPOINT_URL``, the job role's temporary credentials, region)
+  and Hadoop's s3a settings, so that boto3 and ``s3://`` both reach the local endpoint;
 - a job with ``--enable-glue-datacatalog`` gets the Glue Data Catalog client of the image,
   pointed at the local endpoint.
 """
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from clickstream_local.aws import client_environment
+from clickstream_local.aws import ADMIN, Credentials, client_environment, role_credentials
 from clickstream_local.cfn import LOCAL_REGION, Template
 from clickstream_local.glue_local import LocalGlueJob, template_jobs
 from clickstream_local.spark import s3a_settings
@@ -64,9 +64,12 @@ def find_job(jobs: dict[str, LocalGlueJob], name: str) -> LocalGlueJob:
     raise StackError(f"no Glue job {name!r} in the template; the jobs are: {valid}")
 
 
-def spark_settings(job: LocalGlueJob, endpoint_url: str) -> dict[str, str]:
+def spark_settings(
+    job: LocalGlueJob, endpoint_url: str, credentials: Credentials = ADMIN
+) -> dict[str, str]:
     """``--conf`` settings: ``s3://`` through s3a on the endpoint, and the catalog if asked for."""
-    settings = {f"spark.hadoop.{key}": value for key, value in s3a_settings(endpoint_url).items()}
+    s3a = s3a_settings(endpoint_url, credentials)
+    settings = {f"spark.hadoop.{key}": value for key, value in s3a.items()}
     settings["spark.hadoop.fs.s3a.endpoint.region"] = LOCAL_REGION
     if job.uses_catalog:
         settings["spark.sql.catalogImplementation"] = "hive"
@@ -88,16 +91,24 @@ def container_script(job: LocalGlueJob, repo_root: Path) -> PurePosixPath:
 
 
 def docker_command(
-    job: LocalGlueJob, endpoint_url: str, repo_root: Path, bundle_dir: Path, image: str = IMAGE
+    job: LocalGlueJob,
+    endpoint_url: str,
+    repo_root: Path,
+    bundle_dir: Path,
+    image: str = IMAGE,
+    credentials: Credentials = ADMIN,
 ) -> list[str]:
-    """``docker run ... <image> spark-submit ... <script> <the job's arguments>``."""
+    """``docker run ... <image> spark-submit ... <script> <the job's arguments>``.
+
+    ``credentials`` are the job role's, so the endpoint holds the run to the role's policies.
+    """
     command = ["docker", "run", "--rm", "--network", "host"]
     command += ["-v", f"{repo_root / JOBS_FOLDER}:{WORKSPACE / JOBS_FOLDER}:ro"]
     command += ["-v", f"{bundle_dir}:{WORKSPACE / BUNDLE_FOLDER}:ro"]
-    for name, value in client_environment(endpoint_url).items():
+    for name, value in client_environment(endpoint_url, credentials).items():
         command += ["-e", f"{name}={value}"]
     command += [image, "spark-submit"]
-    for key, value in spark_settings(job, endpoint_url).items():
+    for key, value in spark_settings(job, endpoint_url, credentials).items():
         command += ["--conf", f"{key}={value}"]
     command += ["--py-files", str(WORKSPACE / BUNDLE_FOLDER / BUNDLE_NAME)]
     _, *arguments = job.argv()
@@ -160,6 +171,10 @@ def stack_target(stack: LocalStack, endpoint_url: str | None) -> tuple[str, Temp
     return endpoint_url, Template.load(template_path, parameter_overrides=parameters)
 
 
+ROLE_PLACEHOLDER = Credentials("<role access key>", "<role secret key>", "<role session token>")
+"""What ``--dry-run`` shows in place of the job role's temporary credentials."""
+
+
 def cmd_glue_docker(arguments: argparse.Namespace) -> int:
     """``clickstream glue-docker JOB``: run the job in the Glue 5.0 image; its exit code."""
     if not arguments.dry_run:
@@ -168,7 +183,12 @@ def cmd_glue_docker(arguments: argparse.Namespace) -> int:
     endpoint_url, template = stack_target(stack, arguments.endpoint)
     job = find_job(template_jobs(template, stack.root), arguments.job)
     bundle_dir = stack.home / "glue-docker"
-    command = docker_command(job, endpoint_url, stack.root, bundle_dir, arguments.image)
+    credentials = (
+        ROLE_PLACEHOLDER if arguments.dry_run else role_credentials(endpoint_url, job.role_arn)
+    )
+    command = docker_command(
+        job, endpoint_url, stack.root, bundle_dir, arguments.image, credentials
+    )
     if arguments.dry_run:
         print(shlex.join(command))
         return 0

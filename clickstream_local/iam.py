@@ -108,6 +108,26 @@ def evaluate(
     return Decision.ALLOW if allowed else Decision.IMPLICIT_DENY
 
 
+def evaluate_resource_policy(
+    document: Mapping[str, Any], principal_arn: str, permission: Permission
+) -> Decision:
+    """A resource policy's decision for ``principal_arn`` (its statements naming that principal)."""
+    applicable = [
+        statement
+        for statement in _statements(document)
+        if _names_principal(statement.get("Principal"), principal_arn)
+    ]
+    return evaluate([{"Statement": applicable}], permission)
+
+
+def _names_principal(principal: Any, arn: str) -> bool:
+    if principal == "*":
+        return True
+    if not isinstance(principal, Mapping):
+        return False
+    return any(value in ("*", arn) for value in _as_list(principal.get("AWS", [])))
+
+
 def _statements(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     return _as_list(document.get("Statement", []))
 

@@ -33,6 +33,8 @@ import re
 import signal
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -46,7 +48,8 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import run_simple
 
-from clickstream_local.iam import Decision, Permission, RolePolicies
+from clickstream_local.aws import SEARCH_PREFIX
+from clickstream_local.iam import Decision, Permission, RolePolicies, evaluate_resource_policy
 from clickstream_local.iam_requests import (
     AwsRequest,
     UnknownOperation,
@@ -64,6 +67,7 @@ ADMIN_ACCESS_KEY_ID = "testing"
 
 CONTROL_PREFIX = "/_clickstream/iam"
 """Paths of the endpoint's IAM control API: ``POST .../roles``, ``GET .../audit``."""
+
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
@@ -185,6 +189,14 @@ class DeliveryStreamRole:
     prefix: str
 
 
+@dataclass(frozen=True)
+class SearchDomain:
+    """A local OpenSearch node standing in for a domain, and the domain's access policy."""
+
+    url: str
+    access_policy: dict[str, Any]
+
+
 class Refusal(Exception):
     """A request the endpoint refuses: an error code, its message and the HTTP status."""
 
@@ -215,6 +227,7 @@ class IamEnforcement:
         self.admin_access_key_id = admin_access_key_id
         self.roles: dict[str, RolePolicies] = {}
         self.delivery_streams: dict[str, DeliveryStreamRole] = {}
+        self.search_domains: dict[str, SearchDomain] = {}
         self.audit: Counter[tuple[str, str, str, str]] = Counter()
         self._principals: dict[str, tuple[str, str]] = {}
         self._guard = threading.Lock()
@@ -228,6 +241,8 @@ class IamEnforcement:
             if path.startswith("/moto-api"):
                 return self.app(environ, start_response)
             return _refuse(environ, start_response, None, _missing_authentication())
+        if path.startswith(SEARCH_PREFIX):
+            return self._search(environ, start_response, signature)
         if signature.access_key_id == self.admin_access_key_id:
             return self.app(environ, start_response)
         try:
@@ -235,6 +250,50 @@ class IamEnforcement:
         except Refusal as refusal:
             return _refuse(environ, start_response, signature.service, refusal)
         return self.app(environ, start_response)
+
+    # ------------------------------------------------------------------ search domains
+    def _search(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], signature: Signature
+    ) -> list[bytes]:
+        """Authorize ``es:ESHttp<Method>`` as OpenSearch Service does, then forward to the node.
+
+        The caller's identity policies and the domain's access policy are united (same account):
+        either may allow, and an explicit deny in either refuses.
+        """
+        name, _, rest = environ["PATH_INFO"].removeprefix(SEARCH_PREFIX).partition("/")
+        domain = self.search_domains.get(name)
+        if domain is None:
+            return _answer(start_response, "404 Not Found", {"error": f"no search domain {name}"})
+        method = environ.get("REQUEST_METHOD", "GET")
+        if signature.access_key_id != self.admin_access_key_id:
+            permission = Permission(
+                f"es:ESHttp{method.capitalize()}",
+                f"arn:aws:es:{signature.region}:123456789012:domain/{name}/{rest}",
+            )
+            try:
+                role_arn, caller = self._principal(signature)
+                role = self.roles.get(role_arn)
+                identity = role.decide(permission) if role else Decision.IMPLICIT_DENY
+                resource = evaluate_resource_policy(domain.access_policy, role_arn, permission)
+                decisions = {identity, resource}
+                decision = (
+                    Decision.EXPLICIT_DENY
+                    if Decision.EXPLICIT_DENY in decisions
+                    else Decision.ALLOW
+                    if Decision.ALLOW in decisions
+                    else Decision.IMPLICIT_DENY
+                )
+                self._count(role_arn, permission.action, permission.resource, decision.value)
+                if decision is not Decision.ALLOW:
+                    message = (
+                        f"User: {caller} is not authorized to perform: {permission.action} "
+                        f"on resource: {permission.resource}"
+                    )
+                    print(f"IAM DENY {message}", file=sys.stderr, flush=True)
+                    return _answer(start_response, "403 Forbidden", {"Message": message})
+            except Refusal as refusal:
+                return _answer(start_response, "403 Forbidden", {"message": refusal.message})
+        return _forward(environ, start_response, domain.url, rest)
 
     # ------------------------------------------------------------------ authorization
     def _authorize(self, environ: dict[str, Any], signature: Signature) -> None:
@@ -327,6 +386,8 @@ class IamEnforcement:
                     self.roles[role["arn"]] = RolePolicies.from_json(role)
                 for name, stream in document.get("delivery_streams", {}).items():
                     self.delivery_streams[name] = DeliveryStreamRole(**stream)
+                for name, domain in document.get("search_domains", {}).items():
+                    self.search_domains[name] = SearchDomain(**domain)
             answer: Any = {"roles": sorted(self.roles)}
         elif path == "/audit":
             with self._guard:
@@ -377,6 +438,32 @@ def _aws_request(environ: dict[str, Any], signature: Signature) -> AwsRequest:
         region=signature.region,
         form=form_parameters(environ.get("CONTENT_TYPE", ""), body),
     )
+
+
+def _forward(
+    environ: dict[str, Any], start_response: Callable[..., Any], base_url: str, path: str
+) -> list[bytes]:
+    """Send the request on to ``base_url`` and answer with the node's response."""
+    body = read_body(environ)
+    query = environ.get("QUERY_STRING", "")
+    url = f"{base_url.rstrip('/')}/{path}" + (f"?{query}" if query else "")
+    headers = {"Content-Type": environ.get("CONTENT_TYPE") or "application/json"}
+    request = urllib.request.Request(
+        url, data=body or None, method=environ.get("REQUEST_METHOD", "GET"), headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            status, content, kind = response.status, response.read(), response.headers
+    except urllib.error.HTTPError as error:
+        status, content, kind = error.code, error.read(), error.headers
+    except OSError as error:
+        return _answer(start_response, "502 Bad Gateway", {"error": f"search node: {error}"})
+    content_type = kind.get("Content-Type", "application/json")
+    start_response(
+        f"{status} {'OK' if status < 400 else 'Error'}",
+        [("Content-Type", content_type), ("Content-Length", str(len(content)))],
+    )
+    return [content]
 
 
 def _missing_authentication() -> Refusal:

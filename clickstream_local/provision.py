@@ -4,8 +4,8 @@ There is no hand-written list of resources: each supported resource type has one
 turns its (resolved) CloudFormation properties into the matching API calls. IAM roles (declared
 ones and those SAM creates for functions) are registered with the local endpoint, which enforces
 their policies on every call made with their credentials. Types with no data-plane meaning
-locally (log groups, layers, Glue jobs and their triggers, EventBridge rules, Athena workgroups)
-are listed as not emulated.
+locally (log groups, layers, Glue jobs and their triggers, EventBridge rules, Athena workgroups,
+CloudWatch alarms and dashboards) are listed as not emulated.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ NOT_EMULATED_TYPES = (
 
 Logs are the daemon's log file, and layers are the local import path. Glue job
 scripts run locally with PySpark, not as Glue jobs started by workflows, event triggers and S3
-EventBridge rules; queries run with Spark SQL or DuckDB, not in an Athena workgroup.
+EventBridge rules; queries run with Spark SQL or DuckDB, not in an Athena workgroup. The
+daemon evaluates the CloudWatch alarms itself (``clickstream_local.signals``).
 """
 
 

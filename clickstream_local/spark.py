@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 POM = Path(__file__).resolve().parent / "jvm" / "pom.xml"
+ENVIRONMENT_PROVIDER = "com.amazonaws.auth.EnvironmentVariableCredentialsProvider"
 
 
 def pyspark_hadoop_version() -> str:
@@ -96,6 +97,8 @@ def local_spark_session(
     """A ``local[*]`` session: s3a:// on ``s3_endpoint``, Hive support with ``metastore_dir``."""
     os.environ.setdefault("JAVA_HOME", str(java_home()))
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if credentials.session_token:
+        os.environ.update(credentials.environment())  # the JVM's SDK reads them (s3a_settings)
     from pyspark.sql import SparkSession
 
     builder = (
@@ -134,24 +137,29 @@ def local_spark_session(
 
 
 def s3a_settings(endpoint: str, credentials: Credentials = ADMIN) -> dict[str, str]:
-    """Hadoop settings that point s3a:// at a local S3 endpoint (moto) over plain HTTP."""
-    provider = "org.apache.hadoop.fs.s3a." + (
-        "TemporaryAWSCredentialsProvider"
-        if credentials.session_token
-        else "SimpleAWSCredentialsProvider"
-    )
-    session = (
-        {"fs.s3a.session.token": credentials.session_token} if credentials.session_token else {}
-    )
+    """Hadoop settings that point s3a:// at a local S3 endpoint (moto) over plain HTTP.
+
+    Long-lived keys go in the settings. Temporary ones (a role's) are read from the process's
+    ``AWS_*`` environment variables by the AWS SDK: with s3a's ``TemporaryAWSCredentialsProvider``
+    a read of several paths at once (Spark checks them on parallel threads) failed with "has no
+    credentials", while a read of one path worked.
+    """
+    if credentials.session_token:
+        keys = {"fs.s3a.aws.credentials.provider": ENVIRONMENT_PROVIDER}
+    else:
+        keys = {
+            "fs.s3a.access.key": credentials.access_key_id,
+            "fs.s3a.secret.key": credentials.secret_access_key,
+            "fs.s3a.aws.credentials.provider": (
+                "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+            ),
+        }
     return {
         "fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "fs.s3a.endpoint": endpoint,
         "fs.s3a.path.style.access": "true",
         "fs.s3a.connection.ssl.enabled": "false",
-        "fs.s3a.access.key": credentials.access_key_id,
-        "fs.s3a.secret.key": credentials.secret_access_key,
-        **session,
-        "fs.s3a.aws.credentials.provider": provider,
+        **keys,
         "fs.s3a.change.detection.mode": "none",
         "fs.s3a.fast.upload": "true",
         "fs.s3a.committer.name": "file",

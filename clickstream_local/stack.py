@@ -4,6 +4,7 @@ State lives under one folder, ``.local/`` at the repository root (``CLICKSTREAM_
 
 - ``stack.json``: ports, process ids and parameters of the running stack;
 - ``logs/moto.log``, ``logs/daemon.log`` and ``logs/glue.log``: the servers' and Glue jobs' logs;
+  ``logs/iam-audit.json``: every authorization decision of the local endpoint, saved by ``down``;
 - ``metastore/``: the Hive metastore (embedded Derby) the local Glue catalog lives in;
 - ``results/``: saved query results (``clickstream query``);
 - ``s3/<bucket>/<key>``: the lake. Moto keeps S3 in memory, so ``local down`` (and every
@@ -32,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clickstream_local.aws import local_client
+from clickstream_local.aws import SEARCH_PREFIX, iam_audit, local_client, register_search_domain
 from clickstream_local.cfn import DEFAULT_STACK_NAME, Template, load_template_document
 from clickstream_local.moto_server import (
     free_port,
@@ -79,11 +80,14 @@ class StackState:
     def local_environment(self) -> dict[str, str]:
         """Function environment values that differ locally: the endpoints of local services.
 
-        Applied to every function that declares the variable in the template.
+        Applied to every function that declares the variable in the template. A search domain is
+        reached through the local AWS endpoint, which authorizes each SigV4-signed request
+        against the caller's role and the domain's access policy before the local node gets it.
         """
-        if self.opensearch_url is None:
+        domains = self.template().resources("AWS::OpenSearchService::Domain")
+        if self.opensearch_url is None or not domains:
             return {}
-        return {"OPENSEARCH_URL": self.opensearch_url, "OPENSEARCH_AUTH": "none"}
+        return {"OPENSEARCH_URL": f"{self.endpoint_url}{SEARCH_PREFIX}{domains[0].physical_id}"}
 
     def pids(self) -> list[int]:
         """Every process this stack started."""
@@ -172,9 +176,21 @@ class LocalStack:
                 progress("starting OpenSearch (the first run fetches it from Maven Central)")
                 node = start_opensearch(self.home / "opensearch", self.logs / "opensearch.log")
                 state.opensearch_pid, state.opensearch_url = node.pid, node.url
+                for domain in template.resources("AWS::OpenSearchService::Domain"):
+                    register_search_domain(
+                        endpoint,
+                        domain.physical_id,
+                        node.url,
+                        domain.properties.get("AccessPolicies", {}),
+                    )
             progress("starting event-source runner and Firehose emulation")
             state.daemon_pid, state.control_url = self._start_daemon(
-                template_path, stack_name, parameters, endpoint, state.local_environment()
+                template_path,
+                stack_name,
+                parameters,
+                endpoint,
+                state.local_environment(),
+                state.opensearch_url,
             )
         except Exception:
             self._kill(state)
@@ -189,6 +205,7 @@ class LocalStack:
         parameters: Mapping[str, str] | None,
         endpoint: str,
         local_environment: Mapping[str, str],
+        search_url: str | None,
     ) -> tuple[int, str]:
         port = free_port()
         command = [
@@ -209,6 +226,7 @@ class LocalStack:
             json.dumps(dict(parameters or {})),
             "--local-environment",
             json.dumps(dict(local_environment)),
+            *(["--search-url", search_url] if search_url else []),
             "--fault-rate",
             os.environ.get("CLICKSTREAM_FAULT_RATE", "0"),
             "--glue-home",
@@ -250,6 +268,7 @@ class LocalStack:
             state.parameters,
             state.endpoint_url,
             state.local_environment(),
+            state.opensearch_url,
         )
         self.state_file.write_text(json.dumps(asdict(state), indent=2))
         return state
@@ -263,8 +282,11 @@ class LocalStack:
             with contextlib.suppress(OSError):
                 _post(f"{state.control_url}/shutdown", timeout=120)
             _wait_exit(state.daemon_pid, 60)
-        if keep_lake and process_alive(state.moto_pid):
-            self.save_snapshot(state)
+        if process_alive(state.moto_pid):
+            with contextlib.suppress(OSError):
+                self.save_iam_audit(state)
+            if keep_lake:
+                self.save_snapshot(state)
         self._kill(state)
         self.state_file.unlink(missing_ok=True)
         return True
@@ -272,6 +294,12 @@ class LocalStack:
     def _kill(self, state: StackState) -> None:
         for pid in state.pids():
             stop_process(pid, timeout=30)
+
+    def save_iam_audit(self, state: StackState) -> Path:
+        """Write the endpoint's authorization decisions to ``logs/iam-audit.json``."""
+        path = self.logs / "iam-audit.json"
+        path.write_text(json.dumps(iam_audit(state.endpoint_url), indent=1))
+        return path
 
     # ------------------------------------------------------------------ lake persistence
     def save_snapshot(self, state: StackState) -> int:

@@ -16,6 +16,7 @@ from clickstream_local.cli import main
 from clickstream_local.glue_docker import (
     BUNDLE_NAME,
     IMAGE,
+    ROLE_PLACEHOLDER,
     DockerUnavailable,
     build_job_bundle,
     container_script,
@@ -239,9 +240,12 @@ def test_dry_run_prints_the_command_without_docker_or_a_stack(
     monkeypatch.setenv("CLICKSTREAM_ROOT", str(ROOT))
     # WHEN the command is asked for with --dry-run
     code = main(["glue-docker", "RawToCuratedEventsJob", "--endpoint", ENDPOINT, "--dry-run"])
-    # THEN it prints the command, shell-quoted, and succeeds without building anything
+    # THEN it prints the command, shell-quoted, with placeholders for the role's temporary
+    # credentials, and succeeds without building anything
     bundle_dir = tmp_path / "home" / "glue-docker"
-    expected = docker_command(jobs["RawToCuratedEventsJob"], ENDPOINT, ROOT, bundle_dir)
+    expected = docker_command(
+        jobs["RawToCuratedEventsJob"], ENDPOINT, ROOT, bundle_dir, credentials=ROLE_PLACEHOLDER
+    )
     assert code == 0
     assert capsys.readouterr().out == shlex.join(expected) + "\n"
     assert not bundle_dir.exists()

@@ -13,7 +13,12 @@ from clickstream.events import FIELDS
 from clickstream.sessions import MINUTE_SESSION_COLUMNS, GapSession
 from clickstream_local.cfn import Template, load_template_document
 from clickstream_local.firehose import render_prefix
-from clickstream_local.provision import NOT_EMULATED_TYPES, PROVISIONED_TYPES, RUN_LOCALLY_TYPES
+from clickstream_local.provision import (
+    ENFORCED_TYPES,
+    NOT_EMULATED_TYPES,
+    PROVISIONED_TYPES,
+    RUN_LOCALLY_TYPES,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HOURLY = "year=${year}/month=${month}/day=${day}/hour=${hour}/"
@@ -61,8 +66,8 @@ def test_every_resource_type_is_classified_for_the_local_stack(document: dict[st
     # GIVEN every resource type the template uses
     kinds = {spec["Type"] for spec in document["Resources"].values()}
     # WHEN it is looked up in the provisioner's lists
-    lists = (PROVISIONED_TYPES, RUN_LOCALLY_TYPES, NOT_EMULATED_TYPES)
-    # THEN each is provisioned, run locally or deliberately not emulated, exactly one of them
+    lists = (PROVISIONED_TYPES, ENFORCED_TYPES, RUN_LOCALLY_TYPES, NOT_EMULATED_TYPES)
+    # THEN each is provisioned, enforced, run locally or deliberately not emulated: one of them
     for kind in sorted(kinds):
         assert sum(kind in listed for listed in lists) == 1, kind
 
