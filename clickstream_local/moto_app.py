@@ -410,15 +410,16 @@ class IamEnforcement:
 
 
 def audited_resource(resource: str) -> str:
-    """The resource as the audit counts it: an S3 object by its first folder (``b/rawdata/*``).
+    """The resource as the audit counts it: an S3 object by its first two folders at most.
 
-    Object keys are unbounded; their first folder is what the roles' statements tell apart.
+    Object keys are unbounded; their first folders are what the roles' statements tell apart
+    (``quarantine/window-counter/*``, ``events*``).
     """
     if not resource.startswith("arn:aws:s3:::") or "/" not in resource:
         return resource
     bucket, _, key = resource.partition("/")
-    folder, slash, _ = key.partition("/")
-    return f"{bucket}/{folder}/*" if slash else f"{bucket}/*"
+    folders = key.split("/")[:-1][:2]
+    return "/".join([bucket, *folders, "*"]) if folders else resource
 
 
 def _aws_request(environ: dict[str, Any], signature: Signature) -> AwsRequest:

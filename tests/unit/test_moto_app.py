@@ -10,7 +10,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from clickstream_local.moto_app import AtomicRequests, dynamodb_tables, lock_names, signed_service
+from clickstream_local.moto_app import (
+    AtomicRequests,
+    IamEnforcement,
+    audited_resource,
+    dynamodb_tables,
+    lock_names,
+    signed_service,
+)
 
 
 def signed(service: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -148,3 +155,93 @@ def test_different_services_do_not_wait_for_each_other() -> None:
     # THEN they ran side by side, each still whole
     assert recorder.most_active == 2
     assert bodies == [[b"part one, part two"]] * 2
+
+
+# ---------------------------------------------------------------------------- IAM enforcement
+
+
+def with_key(environ: dict[str, Any], access_key_id: str) -> dict[str, Any]:
+    """``environ`` signed with ``access_key_id`` instead."""
+    authorization = environ["HTTP_AUTHORIZATION"].replace(
+        "Credential=testing/", f"Credential={access_key_id}/"
+    )
+    return {**environ, "HTTP_AUTHORIZATION": authorization}
+
+
+class Recorder:
+    """A WSGI app that answers 200 and counts the requests that reached it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        self.calls += 1
+        start_response("200 OK", [])
+        return [b"{}"]
+
+
+def call(app: IamEnforcement, environ: dict[str, Any]) -> tuple[str, dict[str, str], bytes]:
+    """Serve ``environ``; the status, headers and body."""
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        answer["status"], answer["headers"] = status, dict(headers)
+
+    body = b"".join(app(environ, start_response))
+    return answer["status"], answer["headers"], body
+
+
+def test_the_administrator_reaches_every_service_and_strangers_none() -> None:
+    # GIVEN the enforcing middleware in front of an app
+    inner = Recorder()
+    app = IamEnforcement(inner)
+    request = {**signed("dynamodb", put("t")), "HTTP_X_AMZ_TARGET": "DynamoDB_20120810.PutItem"}
+    # WHEN the administrator, an unknown key and an unsigned request call it
+    admin = call(app, request)
+    stranger = call(app, with_key({**request, "wsgi.input": io.BytesIO(b"{}")}, "AKIAUNKNOWN"))
+    unsigned = call(app, {"PATH_INFO": "/", "wsgi.input": io.BytesIO(b"")})
+    # THEN only the administrator gets through; the stranger gets AWS's JSON error
+    assert admin[0] == "200 OK"
+    assert inner.calls == 1
+    assert stranger[0].startswith("400")
+    assert json.loads(stranger[2])["__type"].endswith("UnrecognizedClientException")
+    assert unsigned[0].startswith("403")
+
+
+def test_roles_are_registered_and_decisions_audited_through_the_control_api() -> None:
+    # GIVEN the middleware and one role's policies posted to its control API
+    app = IamEnforcement(Recorder())
+    role = {
+        "arn": "arn:aws:iam::123456789012:role/r",
+        "logical_id": "R",
+        "documents": [{"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}],
+    }
+    body = json.dumps({"roles": [role]}).encode()
+    registered = call(
+        app,
+        {
+            "PATH_INFO": "/_clickstream/iam/roles",
+            "REQUEST_METHOD": "POST",
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
+        },
+    )
+    # WHEN the audit is read
+    audit = call(app, {"PATH_INFO": "/_clickstream/iam/audit", "REQUEST_METHOD": "GET"})
+    # THEN the role is known and the audit lists it, with no decision yet
+    assert json.loads(registered[2]) == {"roles": [role["arn"]]}
+    assert json.loads(audit[2]) == {"decisions": [], "roles": [role]}
+
+
+def test_the_audit_counts_objects_by_their_first_two_folders() -> None:
+    # GIVEN object, folder-key and other resources
+    # WHEN they are put in the audit's terms
+    # THEN objects collapse to their first two folders at most, everything else stays as it is
+    assert audited_resource("arn:aws:s3:::lake/quarantine/window-counter/2026/x") == (
+        "arn:aws:s3:::lake/quarantine/window-counter/*"
+    )
+    assert audited_resource("arn:aws:s3:::lake/_glue/code.zip") == "arn:aws:s3:::lake/_glue/*"
+    assert audited_resource("arn:aws:s3:::lake/rawdata") == "arn:aws:s3:::lake/rawdata"
+    assert audited_resource("arn:aws:s3:::lake") == "arn:aws:s3:::lake"
+    table = "arn:aws:dynamodb:us-east-1:123456789012:table/t"
+    assert audited_resource(table) == table
