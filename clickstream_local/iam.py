@@ -56,6 +56,10 @@ class Decision(enum.Enum):
     IMPLICIT_DENY = "implicit deny"
 
 
+DECISION_CACHE_SIZE = 10_000
+"""Decisions a role remembers before it starts over (object keys make resources unbounded)."""
+
+
 @dataclass(frozen=True)
 class RolePolicies:
     """A template role: its ARN, the resource that declares it and its policy documents."""
@@ -64,9 +68,19 @@ class RolePolicies:
     logical_id: str
     documents: tuple[dict[str, Any], ...]
 
+    _decisions: dict[tuple[Any, ...], Decision] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
     def decide(self, permission: Permission) -> Decision:
-        """The decision of this role's policies on ``permission``."""
-        return evaluate(self.documents, permission)
+        """This role's decision on ``permission``, remembered (policies never change)."""
+        key = (permission.action, permission.resource, tuple(sorted(permission.context.items())))
+        decision = self._decisions.get(key)
+        if decision is None:
+            if len(self._decisions) >= DECISION_CACHE_SIZE:
+                self._decisions.clear()
+            decision = self._decisions[key] = evaluate(self.documents, permission)
+        return decision
 
     def granted_actions(self) -> set[str]:
         """Every action an ``Allow`` statement names (wildcards as written)."""
