@@ -60,6 +60,15 @@ def _unique(stack_name: str) -> dict[str, str]:
     return {"GlueDatabaseName": f"db_{stack_name}"}
 
 
+def provisioned(endpoint: str, stack_name: str) -> Template:
+    """The project's template under ``stack_name``, provisioned with its roles registered."""
+    template = Template.load(
+        ROOT / "template.yaml", stack_name=stack_name, parameter_overrides=_unique(stack_name)
+    )
+    Provisioner(template, endpoint).provision()
+    return template
+
+
 def invoke_window_counter(template: Template, endpoint: str, data: bytes) -> Invocation:
     """Invoke the window counter with one record, as the local stack does: its role, a worker."""
     resource = template.resource("WindowCounterFunction")
@@ -92,10 +101,7 @@ def test_a_role_may_do_what_its_template_policies_allow(
     moto_endpoint: str, stack_name: str
 ) -> None:
     # GIVEN the project's template provisioned, with its roles registered
-    template = Template.load(
-        ROOT / "template.yaml", stack_name=stack_name, parameter_overrides=_unique(stack_name)
-    )
-    Provisioner(template, moto_endpoint).provision()
+    template = provisioned(moto_endpoint, stack_name)
     # WHEN the window counter handles a malformed record with its own role
     outcome = invoke_window_counter(template, moto_endpoint, b"not json\n")
     # THEN it succeeds: the record is quarantined under the role's own prefix
@@ -129,10 +135,7 @@ def test_refusals_have_the_shape_aws_gives_each_protocol(
     moto_endpoint: str, stack_name: str
 ) -> None:
     # GIVEN the provisioned template and the generator's role, which may only put records
-    template = Template.load(
-        ROOT / "template.yaml", stack_name=stack_name, parameter_overrides=_unique(stack_name)
-    )
-    Provisioner(template, moto_endpoint).provision()
+    template = provisioned(moto_endpoint, stack_name)
     credentials = role_credentials(moto_endpoint, template.arn("GeneratorRole"))
     dynamodb = local_client("dynamodb", moto_endpoint, credentials)
     s3 = local_client("s3", moto_endpoint, credentials)
@@ -162,10 +165,7 @@ def test_a_search_domain_admits_the_roles_its_policies_name(
     moto_endpoint: str, opensearch_url: str, stack_name: str
 ) -> None:
     # GIVEN the template's search domain served by the local endpoint from a real node
-    template = Template.load(
-        ROOT / "template.yaml", stack_name=stack_name, parameter_overrides=_unique(stack_name)
-    )
-    Provisioner(template, moto_endpoint).provision()
+    template = provisioned(moto_endpoint, stack_name)
     domain = template.resource("SearchDomain")
     register_search_domain(
         moto_endpoint, domain.physical_id, opensearch_url, domain.properties["AccessPolicies"]
