@@ -179,11 +179,15 @@ def test_a_search_domain_admits_the_roles_its_policies_name(
         return OpenSearch(hosts=[url], http_auth=signer, timeout=30)
 
     index = f"iam-{stack_name}"
-    # WHEN the indexer's role writes and reads a document, SigV4-signed as on AWS
+    # WHEN the indexer's role writes a document, SigV4-signed as on AWS
     indexer = client("SearchIndexerRole")
     indexer.index(index=index, id="1", body={"custid": 1}, refresh=True)
     # THEN the node has it
-    assert indexer.get(index=index, id="1")["_source"] == {"custid": 1}
+    node = OpenSearch(hosts=[opensearch_url], timeout=30)
+    assert node.get(index=index, id="1")["_source"] == {"custid": 1}
+    # AND the indexer may not read, which it never needs (its role grants PUT and POST only)
+    with pytest.raises(AuthorizationException):
+        indexer.get(index=index, id="1")
     # AND the generator's role, which neither its policies nor the domain's name, is refused
     with pytest.raises(AuthorizationException):
         client("GeneratorRole").index(index=index, id="2", body={"custid": 2})
@@ -193,4 +197,5 @@ def test_a_search_domain_admits_the_roles_its_policies_name(
         if d["action"].startswith("es:") and stack_name in d["role"]
     }
     assert ("searchindexerrole", "es:ESHttpPut", "allow") in decisions
+    assert ("searchindexerrole", "es:ESHttpGet", "implicit deny") in decisions
     assert ("generatorrole", "es:ESHttpPut", "implicit deny") in decisions
