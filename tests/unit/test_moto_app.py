@@ -10,14 +10,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from clickstream_local.moto_app import (
-    AtomicRequests,
-    IamEnforcement,
-    audited_resource,
-    dynamodb_tables,
-    lock_names,
-    signed_service,
-)
+from clickstream_local.iam_endpoint import IamEnforcement, audited_resource
+from clickstream_local.moto_app import AtomicRequests, dynamodb_tables, lock_names, signed_service
 
 
 def signed(service: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
