@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.e2e.test_stream_semantics import (
     replay,
     shard_ranges,
 )
+from tests.factories import wait_for
 from tests.reference.clickstream_reference import compute_reference
 from tests.reference.datasets import mixed_dataset
 
@@ -89,6 +89,12 @@ class CheckpointBumper:
                         self.bumps += 1
 
 
+def records_done(local: LocalStack) -> int:
+    """Records the window counter's and sessionizer's pollers did since their daemon started."""
+    pollers = local.services_status()["pollers"]
+    return sum(p["records_done"] for p in pollers if "search-indexer" not in p["function"])
+
+
 def test_results_survive_faults_redeliveries_conflicts_and_a_crash(
     faulty_stack: tuple[LocalStack, StackState], tmp_path: Path
 ) -> None:
@@ -101,14 +107,19 @@ def test_results_survive_faults_redeliveries_conflicts_and_a_crash(
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     first.write_bytes(b"\n".join(lines[: len(lines) // 2]) + b"\n")
     second.write_bytes(b"\n".join(lines[len(lines) // 2 :]))
-    # WHEN the first half is replayed under injected faults and checkpoint conflicts
+    # WHEN the first half is replayed under injected faults and checkpoint conflicts: the
+    # competing writer has bumped a checkpoint and the consumers have done some records
     with CheckpointBumper(state) as bumper:
         replay(state, first)
-        time.sleep(4)
+        wait_for(lambda: bumper.bumps > 0 and records_done(local) > 0, timeout=300)
         # AND the daemon is killed mid-replay and restarted (all shards read again from the start)
         state = local.restart_daemon()
+        bumps_before_restart = bumper.bumps
         replay(state, second)
-        time.sleep(4)
+        # AND the new daemon's consumers also commit under conflicts
+        wait_for(
+            lambda: bumper.bumps > bumps_before_restart and records_done(local) > 0, timeout=300
+        )
     local.drain(timeout=600)
     invoke_function(state, FINALIZER, {"close_all": True})
     # THEN faults and conflicts really happened
