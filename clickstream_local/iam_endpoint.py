@@ -122,36 +122,39 @@ class IamEnforcement:
         domain = self.search_domains.get(name)
         if domain is None:
             return _answer(start_response, "404 Not Found", {"error": f"no search domain {name}"})
-        method = environ.get("REQUEST_METHOD", "GET")
         if signature.access_key_id != self.admin_access_key_id:
-            permission = Permission(
-                f"es:ESHttp{method.capitalize()}",
-                f"arn:aws:es:{signature.region}:123456789012:domain/{name}/{rest}",
-            )
             try:
-                role_arn, caller = self._principal(signature)
-                role = self.roles.get(role_arn)
-                identity = role.decide(permission) if role else Decision.IMPLICIT_DENY
-                resource = evaluate_resource_policy(domain.access_policy, role_arn, permission)
-                decisions = {identity, resource}
-                decision = (
-                    Decision.EXPLICIT_DENY
-                    if Decision.EXPLICIT_DENY in decisions
-                    else Decision.ALLOW
-                    if Decision.ALLOW in decisions
-                    else Decision.IMPLICIT_DENY
-                )
-                self._count(role_arn, permission.action, permission.resource, decision.value)
-                if decision is not Decision.ALLOW:
-                    message = (
-                        f"User: {caller} is not authorized to perform: {permission.action} "
-                        f"on resource: {permission.resource}"
-                    )
-                    print(f"IAM DENY {message}", file=sys.stderr, flush=True)
-                    return _answer(start_response, "403 Forbidden", {"Message": message})
+                self._authorize_search(signature, name, domain, environ, rest)
             except Refusal as refusal:
-                return _answer(start_response, "403 Forbidden", {"message": refusal.message})
+                return _answer(start_response, "403 Forbidden", {"Message": refusal.message})
         return _forward(environ, start_response, domain.url, rest)
+
+    def _authorize_search(
+        self,
+        signature: Signature,
+        name: str,
+        domain: SearchDomain,
+        environ: dict[str, Any],
+        path: str,
+    ) -> None:
+        role_arn, caller = self._principal(signature)
+        permission = Permission(
+            f"es:ESHttp{environ.get('REQUEST_METHOD', 'GET').capitalize()}",
+            f"arn:aws:es:{signature.region}:123456789012:domain/{name}/{path}",
+        )
+        role = self.roles.get(role_arn)
+        decisions = {
+            role.decide(permission) if role else Decision.IMPLICIT_DENY,
+            evaluate_resource_policy(domain.access_policy, role_arn, permission),
+        }
+        decision = (
+            Decision.EXPLICIT_DENY
+            if Decision.EXPLICIT_DENY in decisions
+            else Decision.ALLOW
+            if Decision.ALLOW in decisions
+            else Decision.IMPLICIT_DENY
+        )
+        self._settle(decision, role_arn, caller, permission, "es")
 
     # ------------------------------------------------------------------ authorization
     def _authorize(self, environ: dict[str, Any], signature: Signature) -> None:
@@ -191,15 +194,32 @@ class IamEnforcement:
         service: str,
     ) -> None:
         decision = role.decide(permission) if role else Decision.IMPLICIT_DENY
+        self._settle(decision, role_arn, caller, permission, service, registered=role is not None)
+
+    def _settle(
+        self,
+        decision: Decision,
+        role_arn: str,
+        caller: str,
+        permission: Permission,
+        service: str,
+        registered: bool = True,
+    ) -> None:
+        """Count the decision; raise the refusal AWS would give unless it allows."""
         self._count(role_arn, permission.action, permission.resource, decision.value)
         if decision is Decision.ALLOW:
             return
-        reason = (
-            "with an explicit deny in an identity-based policy"
-            if decision is Decision.EXPLICIT_DENY
-            else f"because no identity-based policy allows the {permission.action} action"
+        policies = (
+            "identity-based or resource-based policy"
+            if service == "es"
+            else ("identity-based policy")
         )
-        if role is None:
+        reason = (
+            f"with an explicit deny in an {policies}"
+            if decision is Decision.EXPLICIT_DENY
+            else f"because no {policies} allows the {permission.action} action"
+        )
+        if not registered:
             reason = "because the role is not registered with the local endpoint"
         message = (
             f"User: {caller} is not authorized to perform: {permission.action} "
