@@ -1,6 +1,6 @@
 """boto3 clients bound to the local endpoint, as the administrator or as a template role.
 
-The local endpoint enforces IAM (``clickstream_local.moto_app``): the administrator key
+The local endpoint enforces IAM (``clickstream_local.iam_endpoint``): the administrator key
 (``testing``) may do everything, and everything that acts for a function, a delivery stream or
 a Glue job uses the temporary credentials of that resource's role, from ``sts:AssumeRole`` on the
 endpoint, so each call is checked against the role's policies as on AWS. The endpoint's control
@@ -50,13 +50,7 @@ class Credentials:
 
     def environment(self) -> dict[str, str]:
         """The standard environment variables for these credentials."""
-        variables = {
-            "AWS_ACCESS_KEY_ID": self.access_key_id,
-            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
-        }
-        if self.session_token:
-            variables["AWS_SESSION_TOKEN"] = self.session_token
-        return variables
+        return {name.upper(): value for name, value in self.client_arguments().items()}
 
 
 ADMIN = Credentials(

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from clickstream_local.aws import ADMIN, SEARCH_PREFIX
+from clickstream_local.cfn import LOCAL_ACCOUNT_ID
 from clickstream_local.iam import Decision, Permission, RolePolicies, evaluate_resource_policy
 from clickstream_local.iam_requests import (
     AwsRequest,
@@ -140,7 +141,7 @@ class IamEnforcement:
         role_arn, caller = self._principal(signature)
         permission = Permission(
             f"es:ESHttp{environ.get('REQUEST_METHOD', 'GET').capitalize()}",
-            f"arn:aws:es:{signature.region}:123456789012:domain/{name}/{path}",
+            f"arn:aws:es:{signature.region}:{LOCAL_ACCOUNT_ID}:domain/{name}/{path}",
         )
         role = self.roles.get(role_arn)
         decisions = {

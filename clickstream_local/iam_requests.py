@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from clickstream_local.cfn import LOCAL_ACCOUNT_ID
 from clickstream_local.iam import Permission
 
 ACTION_PREFIXES = {"monitoring": "cloudwatch", "email": "ses"}
@@ -53,7 +54,7 @@ class AwsRequest:
     headers: Mapping[str, str]
     body: bytes
     region: str
-    account: str = "123456789012"
+    account: str = LOCAL_ACCOUNT_ID
     form: Mapping[str, list[str]] = field(default_factory=dict)
 
     @property
