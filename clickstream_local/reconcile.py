@@ -259,7 +259,8 @@ def stream_accounting(
     """Account for the stream's ``records`` with the window counter's quarantine and state.
 
     Top sources count ``COUNT(*)`` per minute and source, so their values and late counts add up
-    to the distinct valid events, each in exactly one (minute, source).
+    to the distinct valid events, each in exactly one (minute, source). A quarantined record counts
+    once per (shard, sequence number): a batch retried after its quarantine write stores it again.
     """
     invalid = 0
     valid_ids: Counter[str] = Counter()
@@ -268,9 +269,12 @@ def stream_accounting(
             valid_ids[parse_event(record).event_id] += 1
         except InvalidEvent:
             invalid += 1
-    quarantined = sum(
-        len([line for line in body.splitlines() if line.strip()])
-        for body in object_bodies(s3, bucket, "quarantine/window-counter/")
+    quarantined = len(
+        {
+            (entry["shard_id"], entry["sequence_number"])
+            for body in object_bodies(s3, bucket, "quarantine/window-counter/")
+            for entry in map(json.loads, filter(None, body.splitlines()))
+        }
     )
     values = minute_source_values(dynamodb, state_table)
     return StreamAccounting(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -11,6 +12,7 @@ from clickstream.checkpoints import CheckpointConflict, ShardCheckpoint
 from clickstream.events import Event
 from clickstream.memory import MemoryCheckpoints
 from clickstream.window_counter import (
+    QuarantinedRecord,
     ShardBatchResult,
     ShardRecord,
     WindowDelta,
@@ -363,3 +365,30 @@ def test_run_batch_gives_up_after_the_allowed_attempts_and_skips_empty_commits()
     quiet = RacingState(checkpoints, races=0)
     assert not run(records(make_event(MINUTE)), checkpoints, quiet).has_new_records
     assert quiet.applied == []
+
+
+def test_invalid_records_are_stored_before_the_commit_that_marks_them_applied() -> None:
+    # GIVEN a batch with an invalid record, and a quarantine that records what it was given
+    checkpoints = MemoryCheckpoints()
+    state = RacingState(checkpoints, races=0)
+    stored: list[tuple[str, bool]] = []
+
+    def quarantine(rejected: Sequence[QuarantinedRecord]) -> None:
+        committed = checkpoints.load("windows", "shardId-0").sequence_number is not None
+        stored.extend((item.sequence_number, committed) for item in rejected)
+
+    batch = records(make_event(MINUTE), b"{not json")
+    # WHEN the batch runs, and is then redelivered (a crash after the commit)
+    for _ in range(2):
+        run_batch(
+            batch,
+            "shardId-0",
+            "windows",
+            checkpoints=checkpoints,
+            state=state,
+            allowed_lateness=timedelta(seconds=5),
+            now=NOW,
+            quarantine=quarantine,
+        )
+    # THEN the invalid record was stored once, before the commit covered it
+    assert stored == [("2", False)]

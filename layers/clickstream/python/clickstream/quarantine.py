@@ -3,6 +3,9 @@
 A record that can never be processed (invalid, or refused by its destination for good) is kept
 with its reason, its shard and its sequence number as one JSON line, in one S3 object per batch
 under a key that depends on the records alone, so a retried batch overwrites its own object.
+Consumers store a batch's records before they commit it, so none is lost to a crash in between;
+a batch retried with other boundaries may store a record twice, and readers count each
+(shard, sequence number) once.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +26,7 @@ from clickstream.events import InvalidEvent, parse_event
 from clickstream.quarantine import QuarantinedRecord as QuarantineEntry
 from clickstream.quarantine import QuarantineSink
 from clickstream.settings import required, seconds
-from clickstream.window_counter import ShardRecord, run_batch
+from clickstream.window_counter import QuarantinedRecord, ShardRecord, run_batch
 from clickstream.window_results import DynamoWindowResults, materialize
 from clickstream.window_store import WindowStateStore
 from clickstream.windows import END_OF_STREAM, METRIC_WINDOW_SIZES, WindowKey, window_keys
@@ -132,21 +132,8 @@ def handle_batch(
             state=state,
             allowed_lateness=settings.allowed_lateness,
             now=now,
+            quarantine=_storing_in(quarantine, shard_id, records),
         )
-        by_sequence = {record.sequence_number: record for record in records}
-        if result.quarantined:
-            quarantine.put(
-                [
-                    QuarantineEntry(
-                        sequence_number=item.sequence_number,
-                        shard_id=shard_id,
-                        reason=item.reason,
-                        data=by_sequence[item.sequence_number].data,
-                        arrival=by_sequence[item.sequence_number].arrival,
-                    )
-                    for item in result.quarantined
-                ]
-            )
         touched = set(result.deltas) | windows_of(records)
         rows = materialize(state, checkpoints, CONSUMER, shard_ids(), touched)
         written = results.write(rows)
@@ -162,6 +149,29 @@ def handle_batch(
         oldest_arrival = first if oldest_arrival is None else min(oldest_arrival, first)
     age = 0 if oldest_arrival is None else int((now - oldest_arrival).total_seconds() * 1000)
     return BatchReport(iterator_age_ms=max(0, age), **totals)
+
+
+def _storing_in(
+    quarantine: QuarantineSink, shard_id: str, records: Sequence[ShardRecord]
+) -> Callable[[Sequence[QuarantinedRecord]], None]:
+    """Store a shard batch's rejected records, with their data and arrival, in ``quarantine``."""
+    by_sequence = {record.sequence_number: record for record in records}
+
+    def store(rejected: Sequence[QuarantinedRecord]) -> None:
+        quarantine.put(
+            [
+                QuarantineEntry(
+                    sequence_number=item.sequence_number,
+                    shard_id=shard_id,
+                    reason=item.reason,
+                    data=by_sequence[item.sequence_number].data,
+                    arrival=by_sequence[item.sequence_number].arrival,
+                )
+                for item in rejected
+            ]
+        )
+
+    return store
 
 
 def finalize(

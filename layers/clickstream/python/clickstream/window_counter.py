@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -163,9 +163,12 @@ def run_batch(
     allowed_lateness: timedelta,
     now: datetime,
     attempts: int = DEFAULT_COMMIT_ATTEMPTS,
+    quarantine: Callable[[Sequence[QuarantinedRecord]], None] = lambda _: None,
 ) -> ShardBatchResult:
     """Process and commit one shard batch; recompute from a fresh checkpoint on a conflict.
 
+    ``quarantine`` stores the batch's invalid records before the commit: once the commit makes
+    them "applied", a redelivered batch skips them, so storing them afterwards could lose them.
     Raises :class:`CheckpointConflict` when the checkpoint keeps changing for ``attempts`` tries,
     so the batch fails and is redelivered.
     """
@@ -176,6 +179,8 @@ def run_batch(
         )
         if not result.has_new_records:
             return result
+        if result.quarantined:
+            quarantine(result.quarantined)
         try:
             state.apply(result)
         except CheckpointConflict:
