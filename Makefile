@@ -46,11 +46,13 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
 	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
 
-## lint: ruff, cfn-lint, and checkov on the template (a check the template skips says why in
-## the resource's Metadata); --skip-download keeps checkov off the network.
+## lint: ruff, the import contracts (pyproject's [tool.importlinter]), cfn-lint, and checkov on the
+## template (a check the template skips says why in the resource's Metadata); --skip-download
+## keeps checkov off the network.
 lint: setup $(CHECKOV_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	PYTHONPATH=. $(BIN)/lint-imports --no-cache
 	$(BIN)/cfn-lint template.yaml
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 

@@ -22,9 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from clickstream.adapters.aws.kinesis import KinesisRecordStream
 from clickstream.generator import generate, send_events
 from clickstream.generator.producer import event_record
-from clickstream.streams import KinesisRecordStream
+from clickstream_analytics.shard_reader import ShardReader
 from clickstream_local.aws import local_client
 from clickstream_local.esm import KinesisMapping, ShardPoller
 from clickstream_local.lambda_worker import (
@@ -34,7 +35,6 @@ from clickstream_local.lambda_worker import (
     load_handler,
 )
 from clickstream_local.moto_server import start_moto, stop_process
-from clickstream_local.shard_reader import ShardReader
 
 ROOT = Path(__file__).resolve().parents[1]
 NOOP = ROOT / "bench" / "noop_function"

@@ -21,18 +21,18 @@ from typing import Any
 
 from opensearchpy import OpenSearch, TransportError
 
-from clickstream.events import Event
-from clickstream.generator import generate
-from clickstream.generator.producer import event_record
-from clickstream.search.documents import (
+from clickstream.adapters.aws.kinesis import KinesisRecordStream
+from clickstream.adapters.aws.opensearch import OpenSearchIndex
+from clickstream.core.events import Event
+from clickstream.core.search_documents import (
     bulk_actions,
     chunk_actions,
     document,
     index_name,
     index_template,
 )
-from clickstream.search.indexer import OpenSearchIndex
-from clickstream.streams import KinesisRecordStream
+from clickstream.generator import generate
+from clickstream.generator.producer import event_record
 from clickstream_local.opensearch import start_opensearch
 from clickstream_local.stack import LocalStack
 

@@ -54,36 +54,47 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from clickstream.checkpoints import CheckpointStore, ShardCheckpoint
-from clickstream.dynamo import DynamoCheckpointStore
-from clickstream.events import Event
+from clickstream.adapters.aws.checkpoints import DynamoCheckpointStore
+from clickstream.adapters.aws.kinesis import KinesisRecordStream
+from clickstream.adapters.aws.session_state import DynamoSessionStateStore, change_actions
+from clickstream.adapters.aws.window_results import DynamoWindowResults
+from clickstream.adapters.aws.window_state import DynamoWindowStateStore
+from clickstream.consumers.sessionizer import SessionizerConfig
+from clickstream.consumers.sessionizer import run_batch as sessionize_batch
+from clickstream.consumers.window_counter import materialize
+from clickstream.consumers.window_counter import run_batch as count_batch
+from clickstream.core.checkpoints import ShardCheckpoint
+from clickstream.core.events import Event
+from clickstream.core.records import ParsedRecord, ShardRecord, parse_records
+from clickstream.core.session_rules import SessionRules
+from clickstream.core.session_state import KeyChange
+from clickstream.core.window_counting import ShardBatchResult
+from clickstream.core.windows import UNIQUE_USERS, window_start
 from clickstream.generator import event_record, generate
 from clickstream.generator.producer import MAX_RECORDS_PER_CALL
-from clickstream.memory import (
-    MemoryCheckpoints,
-    MemoryGapSink,
-    MemoryMinuteSink,
-    MemorySessionState,
-    MemoryWindowState,
-)
-from clickstream.session_store import DynamoSessionStateStore, change_actions
-from clickstream.sessionizer import KeyChange
-from clickstream.sessionizer import SessionStateStore as SessionStore
-from clickstream.sessionizer import ShardRecord as SessionRecord
-from clickstream.sessionizer import run_batch as sessionize_batch
-from clickstream.streams import KinesisRecordStream
-from clickstream.window_counter import ShardBatchResult, ShardRecord
-from clickstream.window_counter import run_batch as count_batch
-from clickstream.window_results import DynamoWindowResults, materialize
-from clickstream.window_store import (
-    DynamoWindowStateStore,
+from clickstream.ports import (
+    CheckpointStore,
+    SessionizerPorts,
+    WindowCounterPorts,
     WindowStateStore,
 )
-from clickstream.windows import UNIQUE_USERS, window_start
+from clickstream.ports import SessionStateStore as SessionStore
 from clickstream_local.aws import local_client
 from clickstream_local.cfn import Template
 from clickstream_local.moto_server import start_moto, stop_process
 from clickstream_local.stack import LocalStack
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the fakes live in tests.support
+from tests.support.fakes import (
+    FixedShards,
+    MemoryCheckpoints,
+    MemoryGapSink,
+    MemoryMinuteSink,
+    MemoryQuarantine,
+    MemorySessionState,
+    MemoryWindowResults,
+    MemoryWindowState,
+)
 
 SHARD = "shardId-000000000000"
 LATENESS = timedelta(seconds=30)
@@ -199,14 +210,11 @@ def batches(events: Sequence[Event], size: int) -> list[list[Event]]:
     return [list(events[i : i + size]) for i in range(0, len(events), size)]
 
 
-def window_records(batch: Sequence[Event], first: int) -> list[ShardRecord]:
-    """Window-counter shard records, sequence numbers counting up from ``first``."""
-    return [ShardRecord(str(first + n), e.to_json_line(), NOW) for n, e in enumerate(batch)]
-
-
-def session_records(batch: Sequence[Event], first: int) -> list[SessionRecord]:
-    """Sessionizer shard records, sequence numbers counting up from ``first``."""
-    return [SessionRecord(str(first + n), e.to_json_line()) for n, e in enumerate(batch)]
+def shard_records(batch: Sequence[Event], first: int) -> list[ParsedRecord]:
+    """Parsed shard records (as the inbound adapter gives them), sequence numbers from ``first``."""
+    return parse_records(
+        ShardRecord(SHARD, str(first + n), e.to_json_line(), NOW) for n, e in enumerate(batch)
+    )
 
 
 def run_window_counter(
@@ -216,19 +224,20 @@ def run_window_counter(
     after_batch: Callable[[ShardBatchResult], None] = lambda _: None,
 ) -> float:
     """Seconds spent in ``run_batch`` over every batch (``after_batch`` is not timed)."""
+    ports = WindowCounterPorts(
+        checkpoints=checkpoints,
+        state=state,
+        results=MemoryWindowResults(),
+        quarantine=MemoryQuarantine(),
+        shards=FixedShards([SHARD]),
+    )
     spent, first = 0.0, 1000
     for batch in cut:
-        records = window_records(batch, first)
+        records = shard_records(batch, first)
         first += len(batch)
         started = time.perf_counter()
         result = count_batch(
-            records,
-            SHARD,
-            WINDOW_CONSUMER,
-            checkpoints=checkpoints,
-            state=state,
-            allowed_lateness=LATENESS,
-            now=NOW,
+            records, SHARD, WINDOW_CONSUMER, ports, allowed_lateness=LATENESS, now=NOW
         )
         spent += time.perf_counter() - started
         after_batch(result)
@@ -239,23 +248,14 @@ def run_sessionizer(
     cut: Sequence[Sequence[Event]], checkpoints: CheckpointStore, state: SessionStore
 ) -> float:
     """Seconds spent in the sessionizer's ``run_batch`` over every batch."""
-    minute_sink, gap_sink = MemoryMinuteSink(), MemoryGapSink()
+    ports = SessionizerPorts(checkpoints, state, MemoryMinuteSink(), MemoryGapSink())
+    config = SessionizerConfig(SessionRules(LATENESS))
     spent, first = 0.0, 1000
     for batch in cut:
-        records = session_records(batch, first)
+        records = shard_records(batch, first)
         first += len(batch)
         started = time.perf_counter()
-        sessionize_batch(
-            records,
-            SHARD,
-            SESSION_CONSUMER,
-            checkpoints=checkpoints,
-            state=state,
-            minute_sink=minute_sink,
-            gap_sink=gap_sink,
-            allowed_lateness=LATENESS,
-            now=NOW,
-        )
+        sessionize_batch(records, SHARD, SESSION_CONSUMER, ports, config, now=NOW)
         spent += time.perf_counter() - started
     return spent
 

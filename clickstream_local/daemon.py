@@ -9,16 +9,16 @@ import signal
 import threading
 from pathlib import Path
 
-from clickstream.window_results import DynamoWindowResults
-from clickstream_local.aws import local_client
-from clickstream_local.cfn import Template
-from clickstream_local.dashboard import (
+from clickstream.adapters.aws.window_results import DynamoWindowResults
+from clickstream_analytics.dashboard import (
     LatestWindowResults,
     NoWindowResults,
     UniqueVisitorsSource,
     WindowResultsSource,
-    dashboard_app,
 )
+from clickstream_local.aws import local_client
+from clickstream_local.cfn import Template
+from clickstream_local.dashboard import dashboard_app
 from clickstream_local.services import StackServices, control_server
 
 

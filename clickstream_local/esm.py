@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from clickstream_analytics.shard_reader import ShardReader, stream_name_from_arn
 from clickstream_local.cfn import Template
 from clickstream_local.lambda_worker import Invocation, LocalFunction
-from clickstream_local.shard_reader import ShardReader, stream_name_from_arn
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from clickstream_analytics.shard_reader import ShardReader, list_shard_ids, stream_name_from_arn
 from clickstream_local.cfn import Resource
-from clickstream_local.shard_reader import ShardReader, list_shard_ids, stream_name_from_arn
 
 logger = logging.getLogger(__name__)
 

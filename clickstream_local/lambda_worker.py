@@ -124,14 +124,21 @@ def load_handler(function: LocalFunction) -> Callable[[Any, Any], Any]:
 
 
 def _worker_main(
-    connection: Connection, function: LocalFunction, environment: dict[str, str]
+    connection: Connection,
+    function: LocalFunction,
+    environment: dict[str, str],
+    log_file: Path | None = None,
 ) -> None:
     """Entry point of a worker process: load the handler once, then serve invocations.
 
-    The function's log output (stdout) goes to the worker's stderr, as Lambda sends it to
-    CloudWatch Logs rather than to the caller; its EMF metrics also come back with each reply.
+    The function's log output (stdout) goes to the worker's stderr, or to ``log_file``, as Lambda
+    sends it to CloudWatch Logs rather than to the caller; its EMF metrics also come back with
+    each reply.
     """
     sys.stdout.flush()
+    if log_file is not None:
+        with log_file.open("a") as log:
+            os.dup2(log.fileno(), sys.stderr.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     tap = MetricsTap(sys.stdout)
     sys.stdout = tap  # type: ignore[assignment]
@@ -161,9 +168,15 @@ def _worker_main(
 class WorkerInvoker:
     """Invokes one function in a dedicated process, restarting it after a crash or time-out."""
 
-    def __init__(self, function: LocalFunction, environment: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        function: LocalFunction,
+        environment: Mapping[str, str],
+        log_file: Path | None = None,
+    ) -> None:
         self.function = function
         self.environment = dict(environment)
+        self.log_file = log_file
         self._context = multiprocessing.get_context("spawn")
         self._process: Any = None
         self._connection: Connection | None = None
@@ -172,7 +185,7 @@ class WorkerInvoker:
         parent, child = self._context.Pipe()
         self._process = self._context.Process(
             target=_worker_main,
-            args=(child, self.function, self.environment),
+            args=(child, self.function, self.environment, self.log_file),
             name=f"lambda-{self.function.name}",
             daemon=True,
         )

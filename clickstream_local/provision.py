@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from clickstream_local.aws import local_client, register_roles
+from clickstream_local.aws import SEARCH_PREFIX, local_client, register_roles
 from clickstream_local.cfn import Resource, Template
 from clickstream_local.firehose import render_prefix
 from clickstream_local.iam import template_roles
@@ -111,7 +111,57 @@ class Provisioner:
                 )
             )
         self.register_roles()
+        results.append(self.register_stack())
         return results
+
+    def register_stack(self) -> ProvisionedResource:
+        """Register a CloudFormation stack of the template's name, with the template's outputs.
+
+        The read side finds a deployed stack's physical ids in its outputs (``clickstream --stack
+        NAME --endpoint-url URL``); this gives the emulator's CloudFormation the same stack, so
+        those commands read the local stack the way they read one on AWS. Its only resource is a
+        wait condition handle, for which moto creates nothing: the resources themselves are the
+        ones provisioned above.
+        """
+        body = {
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Description": f"Outputs of the local stack {self.template.stack_name}",
+            "Resources": {"LocalStack": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+            "Outputs": {key: {"Value": value} for key, value in self.stack_outputs().items()},
+        }
+        cloudformation = self.client("cloudformation")
+        name = self.template.stack_name
+        try:
+            cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(body))
+            status = "registered"
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "AlreadyExistsException":
+                raise
+            cloudformation.update_stack(StackName=name, TemplateBody=json.dumps(body))
+            status = "exists"
+        return ProvisionedResource("Stack", "AWS::CloudFormation::Stack", name, status)
+
+    def stack_outputs(self) -> dict[str, str]:
+        """The template's outputs as this stack resolves them.
+
+        A search domain's endpoint is the local endpoint's route to it, which authorizes each
+        signed request as OpenSearch Service does and forwards it to the local node.
+        """
+        domains = {
+            r.logical_id: r for r in self.template.resources("AWS::OpenSearchService::Domain")
+        }
+        outputs: dict[str, str] = {}
+        for key, spec in self.template.document.get("Outputs", {}).items():
+            if "Condition" in spec and not self.template.condition(spec["Condition"]):
+                continue
+            value = spec["Value"]
+            target = value.get("Fn::GetAtt", [None, None]) if isinstance(value, dict) else None
+            if target and target[1] == "DomainEndpoint" and target[0] in domains:
+                domain = domains[target[0]].physical_id
+                outputs[key] = f"{self.endpoint_url}{SEARCH_PREFIX}{domain}"
+                continue
+            outputs[key] = str(self.template.resolve(value))
+        return outputs
 
     def register_roles(self) -> list[str]:
         """Give the endpoint every template role's policies and each DirectPut stream's role."""

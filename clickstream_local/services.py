@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from clickstream_analytics.shard_reader import list_shard_ids
 from clickstream_local.aws import client_environment, local_client, role_credentials
 from clickstream_local.cfn import Template
 from clickstream_local.dashboard import DashboardApp
@@ -29,7 +30,6 @@ from clickstream_local.firehose import DeliveryStreamConfig, FirehoseEmulator
 from clickstream_local.glue_trigger import EventTriggerConfig, GlueEventTrigger, subprocess_runner
 from clickstream_local.lambda_worker import FaultInjectingInvoker, LocalFunction, WorkerInvoker
 from clickstream_local.schedules import ScheduledInvocation, ScheduleRunner
-from clickstream_local.shard_reader import list_shard_ids
 from clickstream_local.signals import LocalCloudWatch
 
 logger = logging.getLogger(__name__)

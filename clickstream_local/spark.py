@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 POM = Path(__file__).resolve().parent / "jvm" / "pom.xml"
+LOG4J2_TO_FILE = Path(__file__).resolve().parent / "jvm" / "log4j2-to-file.properties"
+"""Log4j 2 settings that send the JVM's warnings and errors to ``-Dclickstream.spark.log``."""
 ENVIRONMENT_PROVIDER = "com.amazonaws.auth.EnvironmentVariableCredentialsProvider"
 
 
@@ -93,9 +95,14 @@ def local_spark_session(
     shuffle_partitions: int = 4,
     driver_memory: str = "4g",
     credentials: Credentials = ADMIN,
+    log_file: Path | None = None,
 ) -> SparkSession:
-    """A ``local[*]`` session: s3a:// on ``s3_endpoint``, Hive support with ``metastore_dir``."""
+    """A ``local[*]`` session: s3a:// on ``s3_endpoint``, Hive support with ``metastore_dir``.
+
+    With ``log_file``, the JVM's warnings and errors go to that file and none to the console.
+    """
     os.environ.setdefault("JAVA_HOME", str(java_home()))
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # loopback only, and no warning about it
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if credentials.session_token:
         os.environ.update(credentials.environment())  # the JVM's SDK reads them (s3a_settings)
@@ -108,30 +115,33 @@ def local_spark_session(
         .config("spark.driver.memory", driver_memory)
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
     )
+    java_options = ["-Duser.timezone=UTC"]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        java_options += [
+            f"-Dlog4j2.configurationFile={LOG4J2_TO_FILE}",
+            f"-Dclickstream.spark.log={log_file}",
+        ]
     if s3_endpoint:
         for key, value in s3a_settings(s3_endpoint, credentials).items():
             builder = builder.config(f"spark.hadoop.{key}", value)
     if metastore_dir is not None:
         metastore_dir.mkdir(parents=True, exist_ok=True)
         derby = metastore_dir / "metastore_db"
+        java_options.append(f"-Dderby.system.home={metastore_dir}")
         builder = (
             builder.config("spark.sql.warehouse.dir", str(metastore_dir / "warehouse"))
             .config(
                 "spark.hadoop.javax.jdo.option.ConnectionURL",
                 f"jdbc:derby:;databaseName={derby};create=true",
             )
-            .config(
-                "spark.driver.extraJavaOptions",
-                f"-Duser.timezone=UTC -Dderby.system.home={metastore_dir}",
-            )
             .enableHiveSupport()
         )
-    session = builder.getOrCreate()
+    session = builder.config("spark.driver.extraJavaOptions", " ".join(java_options)).getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
 

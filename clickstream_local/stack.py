@@ -7,6 +7,8 @@ State lives under one folder, ``.local/`` at the repository root (``CLICKSTREAM_
   ``logs/iam-audit.json``: every authorization decision of the local endpoint, saved by ``down``;
 - ``metastore/``: the Hive metastore (embedded Derby) the local Glue catalog lives in;
 - ``results/``: saved query results (``clickstream query``);
+- ``stacks/<region>/<name>/``: the DuckDB cache, results and report of a deployed stack the
+  read commands read (``clickstream --stack NAME``); no other state is kept for it;
 - ``s3/<bucket>/<key>``: the lake. Moto keeps S3 in memory, so ``local down`` (and every
   ``drain``) snapshots every bucket the template declares to this folder, and ``local up``
   restores it. Streams, queues and tables start empty on each ``up``, like a fresh deployment.
@@ -104,6 +106,27 @@ class StackState:
     def client(self, service: str) -> Any:
         """A boto3 client for this stack's endpoint."""
         return local_client(service, self.endpoint_url)
+
+    # The read side's stack interface (clickstream_analytics.stack.Stack).
+    def physical_id(self, logical_id: str) -> str:
+        """The physical id the template gives ``logical_id`` in this stack."""
+        return self.template().physical_id(logical_id)
+
+    def has_resource(self, logical_id: str) -> bool:
+        """Whether the template declares ``logical_id``."""
+        return logical_id in self.template().document["Resources"]
+
+    def sql_folder(self) -> Path:
+        """The ``sql/`` folder beside the template."""
+        return Path(self.template_path).parent / "sql"
+
+    def search_client(self) -> Any | None:
+        """A client for the local OpenSearch node (no authentication), when the stack runs one."""
+        if self.opensearch_url is None:
+            return None
+        from opensearchpy import OpenSearch
+
+        return OpenSearch(hosts=[self.opensearch_url], timeout=60)
 
 
 class LocalStack:

@@ -7,9 +7,9 @@ job scripts (``Command.ScriptLocation``) but not this bundle, so it is built and
     python glue_jobs/bundle.py [--output PATH] [--upload] [--stack-name NAME] [--region REGION]
 
 The zip holds two packages, ``.py`` files only: ``clickstream_glue`` (the jobs' shared code) and
-``clickstream`` (the domain package the jobs parse with, ``clickstream.events`` and
-``clickstream.sessions``). Entries are sorted and carry a fixed timestamp and mode, so the same
-sources always give a byte-identical zip. With ``--upload`` the bucket is the deployed stack's
+``clickstream`` (the domain package; the jobs parse with its pure core, ``clickstream.core.events``
+and ``clickstream.core.sessions``). Entries are sorted and carry a fixed timestamp and mode, so the
+same sources always give a byte-identical zip. With ``--upload`` the bucket is the deployed stack's
 ``CuratedBucketName`` output; the stack name and region default to ``samconfig.toml``'s.
 """
 

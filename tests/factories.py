@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from clickstream.events import Event
+from clickstream.core.events import Event
 
 MICROSECOND = timedelta(microseconds=1)
 _ids = itertools.count(1)

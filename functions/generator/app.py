@@ -14,8 +14,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from clickstream.generator import GeneratorConfig, RetryPolicy, run_generator
-from clickstream.streams import KinesisRecordStream
+from clickstream.composition import record_stream
+from clickstream.core.retry import RetryPolicy
+from clickstream.generator import GeneratorConfig, run_generator
 
 TIMEOUT_MARGIN_SECONDS = 10.0
 
@@ -31,7 +32,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     now = datetime.now(UTC)
     config = GeneratorConfig.from_sources(os.environ, event, now)
     budget = context.get_remaining_time_in_millis() / 1000 - TIMEOUT_MARGIN_SECONDS
-    stream = KinesisRecordStream(kinesis, config.stream_name)
+    stream = record_stream(config.stream_name, kinesis)
     report = run_generator(config, stream, now=now, policy=retry_policy, time_budget=budget)
 
     metrics.add_metric(name="EventsSent", unit=MetricUnit.Count, value=report.sent)

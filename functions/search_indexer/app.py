@@ -1,6 +1,6 @@
 """Search indexer: Kinesis batches -> OpenSearch daily indices; bad records -> S3 quarantine.
 
-Settings come from the environment (see ``clickstream.search.indexer.IndexerSettings``). The
+Settings come from the environment (see ``clickstream.settings.IndexerSettings``). The
 response names the records to retry (``ReportBatchItemFailures``); everything else in the batch
 is indexed or quarantined with its reason.
 """
@@ -9,37 +9,27 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from clickstream.quarantine import QuarantineSink, S3QuarantineSink
-from clickstream.search.indexer import (
-    IndexerSettings,
-    OpenSearchIndex,
-    SearchIndex,
-    TemplateOnFirstUse,
-    index_batch,
-)
-from clickstream.streams import iterator_age_ms
+from clickstream.adapters.kinesis_event import iterator_age_ms, parse_lambda_records
+from clickstream.composition import search_indexer_ports
+from clickstream.consumers.search_indexer import index_batch
+from clickstream.settings import IndexerSettings
 
 logger = Logger()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Clickstream"))
 settings = IndexerSettings.from_env(os.environ)
-index: SearchIndex = TemplateOnFirstUse(OpenSearchIndex.from_settings(settings))
-quarantine: QuarantineSink = S3QuarantineSink(
-    boto3.client("s3"), settings.quarantine_bucket, settings.quarantine_prefix
-)
+ports = search_indexer_ports(settings)
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcome = index_batch(
-        event.get("Records", []),
-        index,
-        quarantine,
+        parse_lambda_records(event.get("Records", [])),
+        ports,
         prefix=settings.index_prefix,
         max_docs=settings.bulk_max_docs,
         max_bytes=settings.bulk_max_bytes,

@@ -9,7 +9,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from clickstream.events import InvalidEvent
+from clickstream.core.events import InvalidEvent
 from clickstream_glue.records import LineParser
 
 PARTITION_COLUMNS: tuple[str, ...] = ("year", "month", "day", "hour")

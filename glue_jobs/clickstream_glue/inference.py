@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from clickstream.sessions import MINUTE_SESSION_COLUMNS
+from clickstream.core.sessions import MINUTE_SESSION_COLUMNS
 
 HOUR_PARTITIONS: tuple[str, ...] = ("year", "month", "day", "hour")
 """Names of the four folder levels ``YYYY/MM/DD/HH`` (a crawler calls them partition_0..3)."""

@@ -1,6 +1,6 @@
 """Pure parsers of the lake's text layers: each line becomes a typed row or an ``InvalidEvent``.
 
-Events use the domain's own :func:`clickstream.events.parse_event`, so the batch layer accepts
+Events use the domain's own :func:`clickstream.core.events.parse_event`, so the batch layer accepts
 exactly what the stream layer accepts. Timestamps become microseconds since the epoch (UTC);
 Spark turns them into real ``timestamp`` columns.
 """
@@ -15,8 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from clickstream.events import DEVICES, InvalidEvent, parse_event, parse_timestamp
-from clickstream.sessions import MINUTE_SESSION_COLUMNS
+from clickstream.core.events import DEVICES, InvalidEvent, parse_event, parse_timestamp
+from clickstream.core.sessions import MINUTE_SESSION_COLUMNS
 
 Row = tuple[Any, ...]
 LineParser = Callable[[str], Row]

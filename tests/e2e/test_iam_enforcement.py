@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
+from clickstream.adapters.aws.kinesis import KinesisRecordStream
 from clickstream.generator.producer import send_records
-from clickstream.streams import KinesisRecordStream, StreamRecord
+from clickstream.ports import StreamRecord
+from clickstream_cli.traffic import FINALIZER, invoke_function
 from clickstream_local.aws import iam_audit
-from clickstream_local.cli import FINALIZER, invoke_function
 from clickstream_local.glue_local import run_in_subprocess, template_jobs
 from clickstream_local.iam import Decision, Permission, RolePolicies, evaluate, template_roles
 from clickstream_local.stack import LocalStack, StackState

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from clickstream_analytics.reconcile import lake_event_ids, stream_event_ids
 from clickstream_local.provision import PROVISIONED_TYPES, Provisioner
-from clickstream_local.reconcile import lake_event_ids, stream_event_ids
 from clickstream_local.stack import LocalStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -192,3 +193,106 @@ def test_the_demo_reconciles_every_time_it_runs(home: Path) -> None:
     # ... and the analytics report is written, with one PNG per chart beside it
     assert str(home / "report" / "report.html") in second.stdout
     assert len(list((home / "report").glob("*.png"))) == 5
+
+
+def run_deployed(
+    empty: Path, endpoint_url: str, stack_name: str, *arguments: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a read command against the stack as a deployed one: by its CloudFormation name, with
+    no local state (an empty state folder and home) and only an endpoint and credentials."""
+    environment = {
+        **os.environ,
+        "CLICKSTREAM_HOME": str(empty / "state"),
+        "HOME": str(empty / "home"),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        environment.pop(name, None)
+    command = [CLI, "--stack", stack_name, "--region", "us-east-1", "--endpoint-url", endpoint_url]
+    result = subprocess.run(
+        [*command, *arguments], env=environment, capture_output=True, text=True, timeout=600
+    )
+    if result.returncode not in (0, 1):
+        pytest.fail(f"clickstream {' '.join(arguments)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def report_numbers(folder: Path) -> str:
+    """The report page without its images and build time: the numbers, tables and sentences."""
+    page = (folder / "report.html").read_text()
+    page = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "PNG", page)
+    return re.sub(r'<dd id="built-at">[^<]*</dd>', "", page)
+
+
+def test_the_read_commands_read_the_stack_as_a_deployed_one(home: Path, tmp_path: Path) -> None:
+    # GIVEN a curated lake, window results and sessions on the local stack: a fresh stream (an
+    # earlier test may have ended the last one) whose 200 events close every window and session
+    run(home, "local", "down")
+    run(home, "local", "up")
+    run(home, "generate", "--profile", "realistic", "--count", "200", "--seed", "23")
+    run(home, "drain", "--close-windows")
+    run(home, "drain")
+    run(home, "curate")
+    state = LocalStack(home=home).running()
+    empty = tmp_path / "no-local-state"
+    (empty / "home").mkdir(parents=True)
+
+    def both(*arguments: str) -> tuple[str, str]:
+        local = run(home, *arguments, check=False)
+        deployed = run_deployed(empty, state.endpoint_url, state.stack_name, *arguments)
+        assert (deployed.returncode, deployed.stderr) == (local.returncode, local.stderr)
+        return local.stdout, deployed.stdout
+
+    # WHEN the report is built from the local stack, and from the stack found by its
+    # CloudFormation name through the endpoint, with no local state at all
+    local_report, deployed_report = tmp_path / "local-report", tmp_path / "deployed-report"
+    local = run(home, "report", "--out", str(local_report))
+    deployed = run_deployed(
+        empty, state.endpoint_url, state.stack_name, "report", "--out", str(deployed_report)
+    )
+    # THEN both reports have the same numbers, tables, findings and charts
+    assert deployed.returncode == 0, deployed.stderr
+    assert "no events yet" not in local.stdout
+    assert local.stdout.replace(str(local_report), "") == deployed.stdout.replace(
+        str(deployed_report), ""
+    )
+    assert report_numbers(local_report) == report_numbers(deployed_report)
+    assert sorted(p.name for p in local_report.glob("*.png")) == sorted(
+        p.name for p in deployed_report.glob("*.png")
+    )
+    # ... and the deployed read kept its cache under the empty state folder, without a stack.json
+    assert not (empty / "state" / "stack.json").exists()
+    assert any((empty / "state" / "stacks" / "us-east-1" / state.stack_name / "duckdb").rglob("*"))
+    # AND windows, sessions and the summary read the same rows
+    for arguments in (
+        ("windows", "--json"),
+        ("windows", "--metric", "top-sources", "--json"),
+        ("windows", "--size", "15s"),
+        ("sessions", "--json"),
+        ("sessions", "--kind", "gap", "--json"),
+    ):
+        local_out, deployed_out = both(*arguments)
+        assert local_out == deployed_out, arguments
+        assert local_out.strip() not in ("", "[]", "0 rows"), arguments
+    local_out, deployed_out = both("summary")
+    assert "RECONCILED" in local_out and "documents in OpenSearch" in local_out
+    assert local_out == deployed_out
+    # AND ad-hoc SQL over the raw JSON, task 1.1's CSV and a curated table gives on DuckDB over
+    # the deployed stack's S3 what Spark SQL gives over the local Hive metastore
+    statement = (
+        "SELECT r.device, r.events, a.sessions, c.events AS curated"
+        " FROM (SELECT device, COUNT(*) AS events FROM rawdata GROUP BY device) r"
+        " JOIN (SELECT device, COUNT(DISTINCT sessionid) AS sessions FROM aggregated"
+        " GROUP BY device) a ON a.device = r.device"
+        " JOIN (SELECT device, COUNT(*) AS events FROM curated_events GROUP BY device) c"
+        " ON c.device = r.device ORDER BY r.device"
+    )
+    spark = run(home, "query", "--sql", statement, "--engine", "spark", "--format", "csv")
+    deployed = run_deployed(
+        empty, state.endpoint_url, state.stack_name, "query", "--sql", statement, "--format", "csv"
+    )
+    assert deployed.returncode == 0, deployed.stderr
+    assert spark.stdout == deployed.stdout
+    assert spark.stdout.splitlines()[0] == "device,events,sessions,curated"
+    assert len(spark.stdout.splitlines()) == 4

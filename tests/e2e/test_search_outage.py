@@ -10,12 +10,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from clickstream.adapters.aws.kinesis import KinesisRecordStream
+from clickstream.core.search_documents import INDEX_PATTERN
 from clickstream.generator import generate, send_events
-from clickstream.search.documents import INDEX_PATTERN
-from clickstream.streams import KinesisRecordStream
+from clickstream_analytics.reconcile import search_document_count, search_document_ids
 from clickstream_local.moto_server import stop_process
 from clickstream_local.opensearch import start_opensearch
-from clickstream_local.reconcile import search_document_count, search_document_ids
 from clickstream_local.stack import LocalStack, StackState
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -47,7 +47,7 @@ def test_the_indexer_catches_up_after_an_opensearch_outage(
     # GIVEN 150 events indexed while OpenSearch runs
     first = send(state, seed=1, count=150)
     local.drain(timeout=120)
-    assert search_document_ids(state.opensearch_url, INDEX_PATTERN, first) == set(first)
+    assert search_document_ids(state.search_client(), INDEX_PATTERN, first) == set(first)
     # WHEN OpenSearch stops, 150 more events arrive, and it comes back on the same port and data
     stop_process(state.opensearch_pid, timeout=30)
     second = send(state, seed=2, count=150)
@@ -63,8 +63,8 @@ def test_the_indexer_catches_up_after_an_opensearch_outage(
     # THEN after a drain every event is searchable exactly once and nothing went to the queue
     local.drain(timeout=240)
     everything = first + second
-    assert search_document_ids(state.opensearch_url, INDEX_PATTERN, everything) == set(everything)
-    assert search_document_count(state.opensearch_url, INDEX_PATTERN) == 300
+    assert search_document_ids(state.search_client(), INDEX_PATTERN, everything) == set(everything)
+    assert search_document_count(state.search_client(), INDEX_PATTERN) == 300
     indexer = [p for p in local.services_status()["pollers"] if "search-indexer" in p["function"]]
     assert sum(p["records_to_destination"] for p in indexer) == 0
     assert sum(p["records_done"] for p in indexer) == 300

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from clickstream_local.cli import FINALIZER, invoke_function
+from clickstream_cli.traffic import FINALIZER, invoke_function
 from clickstream_local.stack import LocalStack, StackState
 from tests.e2e.test_stream_semantics import (
     assert_sessions_equal,

@@ -16,17 +16,18 @@ from typing import Any
 
 import pytest
 
+from clickstream.adapters.aws.kinesis import KinesisRecordStream
+from clickstream.adapters.aws.window_results import DynamoWindowResults
+from clickstream.core.window_counting import ResultRow
+from clickstream.core.windows import TOP_SOURCES, UNIQUE_USERS
 from clickstream.generator.producer import send_records
-from clickstream.streams import KinesisRecordStream
-from clickstream.window_results import DynamoWindowResults, ResultRow
-from clickstream.windows import TOP_SOURCES, UNIQUE_USERS
-from clickstream_local.cli import FINALIZER, ReplayFile, invoke_function
-from clickstream_local.reconcile import (
+from clickstream_analytics.reconcile import (
     read_gap_sessions,
     read_minute_sessions,
     stream_accounting,
     stream_data,
 )
+from clickstream_cli.traffic import FINALIZER, ReplayFile, invoke_function
 from clickstream_local.stack import LocalStack, StackState
 from tests.reference.clickstream_reference import Reference, compute_reference
 from tests.reference.datasets import mixed_dataset

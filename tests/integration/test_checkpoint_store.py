@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from clickstream.checkpoints import CheckpointConflict, ShardCheckpoint
-from clickstream.dynamo import DynamoCheckpointStore, checkpoint_put, commit
+from clickstream.adapters.aws.checkpoints import DynamoCheckpointStore
+from clickstream.adapters.aws.dynamodb import checkpoint_put, commit
+from clickstream.core.checkpoints import CheckpointConflict, ShardCheckpoint
 from clickstream_local.aws import local_client
 from tests.factories import at
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from opensearchpy import OpenSearch, helpers
 
-from clickstream.events import Event
+from clickstream.core.events import Event
+from clickstream.core.search_documents import document, index_name, index_template
 from clickstream.generator import generate
-from clickstream.search.documents import document, index_name, index_template
 from dashboards.saved_objects import find_by_title, load, search_request, tabify
 
 pytestmark = pytest.mark.integration

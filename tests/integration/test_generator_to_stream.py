@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from clickstream.generator import RetryPolicy, generate, send_events
-from clickstream.streams import KinesisRecordStream, PutOutcome, RecordStream, StreamRecord
+from clickstream.adapters.aws.kinesis import KinesisRecordStream
+from clickstream.core.retry import RetryPolicy
+from clickstream.generator import generate, send_events
+from clickstream.ports import PutOutcome, RecordStream, StreamRecord
+from clickstream_analytics.reconcile import stream_event_ids
 from clickstream_local.aws import local_client
 from clickstream_local.provision import Provisioner
-from clickstream_local.reconcile import stream_event_ids
 
 from .conftest import project_template
 

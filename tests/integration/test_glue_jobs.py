@@ -17,21 +17,19 @@ from typing import Any
 
 import pytest
 
-from clickstream.events import Event, format_timestamp
-from clickstream.sessions import gap_sessions, minute_sessions
-from clickstream_local.aws import client_environment, local_client
-from clickstream_local.catalog import catalog_tables, sync_metastore
-from clickstream_local.cfn import Template
-from clickstream_local.glue_local import LocalGlueJob, run_in_session, template_jobs
-from clickstream_local.provision import Provisioner
-from clickstream_local.queries import (
+from clickstream.core.events import Event, format_timestamp
+from clickstream.core.sessions import gap_sessions, minute_sessions
+from clickstream_analytics.catalog import catalog_tables, sync_metastore
+from clickstream_analytics.duckdb_lake import (
     curated_parquet_tables,
     download_tables,
     duckdb_connection,
-    run_duckdb,
-    run_spark,
-    sql_files,
 )
+from clickstream_analytics.queries import run_duckdb, run_spark, sql_files
+from clickstream_local.aws import client_environment, local_client
+from clickstream_local.cfn import Template
+from clickstream_local.glue_local import LocalGlueJob, run_in_session, template_jobs
+from clickstream_local.provision import Provisioner
 from tests.integration.conftest import ROOT, project_template
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

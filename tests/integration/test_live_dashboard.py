@@ -23,10 +23,11 @@ from typing import Any
 import pytest
 from opensearchpy import OpenSearch, helpers
 
-from clickstream.events import Event
+from clickstream.core.events import Event
+from clickstream.core.search_documents import bulk_actions, index_pattern, index_template
 from clickstream.generator import generate
-from clickstream.search.documents import bulk_actions, index_pattern, index_template
-from clickstream_local.dashboard import INTERVALS, PRECISION_THRESHOLD, serve_dashboard
+from clickstream_analytics.dashboard import INTERVALS, PRECISION_THRESHOLD
+from clickstream_local.dashboard import serve_dashboard
 
 CHROMIUM = Path("/usr/bin/chromium")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from clickstream.events import FIELDS
-from clickstream.sessions import MINUTE_SESSION_COLUMNS
+from clickstream.core.events import FIELDS
+from clickstream.core.sessions import MINUTE_SESSION_COLUMNS
 from clickstream_local.aws import local_client
 from clickstream_local.provision import NOT_EMULATED_TYPES, PROVISIONED_TYPES, Provisioner
 

@@ -18,12 +18,16 @@ from typing import Any
 
 import pytest
 
-from clickstream.events import Event
+from clickstream.core.events import Event
+from clickstream.core.sessions import gap_sessions, minute_sessions
 from clickstream.generator import generate
-from clickstream.sessions import gap_sessions, minute_sessions
-from clickstream_local.catalog import catalog_tables
-from clickstream_local.queries import curated_parquet_tables, download_tables, duckdb_connection
-from clickstream_local.report.build import BuiltReport, build_report
+from clickstream_analytics.catalog import catalog_tables
+from clickstream_analytics.duckdb_lake import (
+    curated_parquet_tables,
+    download_tables,
+    duckdb_connection,
+)
+from clickstream_analytics.report.build import BuiltReport, build_report
 from tests.integration.conftest import ROOT, project_template
 from tests.integration.test_glue_jobs import Lake, lines
 

@@ -6,7 +6,7 @@ import base64
 import itertools
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,17 +15,17 @@ from typing import Any
 import pytest
 from opensearchpy import OpenSearch
 
-from clickstream.events import Event
-from clickstream.generator import RetryPolicy
-from clickstream.quarantine import S3QuarantineSink
-from clickstream.search.documents import document
-from clickstream.search.indexer import (
-    IndexerSettings,
-    OpenSearchIndex,
-    SearchIndex,
-    TemplateOnFirstUse,
-    index_batch,
-)
+from clickstream import composition
+from clickstream.adapters.aws.opensearch import TemplateOnFirstUse
+from clickstream.adapters.aws.s3 import S3QuarantineSink
+from clickstream.adapters.kinesis_event import parse_lambda_records
+from clickstream.consumers import search_indexer
+from clickstream.consumers.search_indexer import BatchOutcome
+from clickstream.core.events import Event
+from clickstream.core.retry import RetryPolicy
+from clickstream.core.search_documents import document
+from clickstream.ports import QuarantineSink, SearchIndex, SearchIndexerPorts
+from clickstream.settings import IndexerSettings
 from clickstream_local.aws import local_client
 from clickstream_local.opensearch import start_opensearch
 from tests.factories import at, make_event
@@ -86,7 +86,7 @@ def search_index(url: str, prefix: str, **env: str) -> SearchIndex:
             **env,
         }
     )
-    return TemplateOnFirstUse(OpenSearchIndex.from_settings(settings, policy=QUICK_RETRIES))
+    return TemplateOnFirstUse(composition.opensearch_index(settings, policy=QUICK_RETRIES))
 
 
 def count(url: str, target: str) -> int:
@@ -113,6 +113,14 @@ def lambda_record(data: bytes) -> dict[str, Any]:
 
 def record_of(event: Event) -> dict[str, Any]:
     return lambda_record(event.to_json_line())
+
+
+def index_batch(
+    records: Sequence[dict[str, Any]], index: SearchIndex, quarantine: QuarantineSink, prefix: str
+) -> BatchOutcome:
+    """The consumer on Lambda records, read by the inbound adapter as the handler does."""
+    ports = SearchIndexerPorts(index, quarantine)
+    return search_indexer.index_batch(parse_lambda_records(records), ports, prefix=prefix)
 
 
 def events_from(start: str, count: int, step: timedelta = timedelta(seconds=1)) -> list[Event]:

@@ -13,23 +13,24 @@ from typing import Any
 
 import pytest
 
-from clickstream.checkpoints import ShardCheckpoint
-from clickstream.dynamo import DynamoCheckpointStore
-from clickstream.events import DEVICES, Event
-from clickstream.session_store import (
-    DynamoSessionStateStore,
-    FirehoseMinuteSessionSink,
-    S3GapSessionSink,
-)
-from clickstream.sessionizer import (
-    KeyChange,
+from clickstream.adapters.aws.checkpoints import DynamoCheckpointStore
+from clickstream.adapters.aws.firehose import FirehoseMinuteSessionSink
+from clickstream.adapters.aws.s3 import S3GapSessionSink
+from clickstream.adapters.aws.session_state import DynamoSessionStateStore
+from clickstream.consumers.sessionizer import (
+    SessionizerConfig,
     SessionizerOutcome,
-    ShardRecord,
     close_all,
     run_batch,
 )
-from clickstream.sessions import gap_sessions, minute_sessions
-from clickstream.windows import END_OF_STREAM, from_micros
+from clickstream.core.checkpoints import ShardCheckpoint
+from clickstream.core.events import DEVICES, Event
+from clickstream.core.records import ParsedRecord, ShardRecord, parse_records
+from clickstream.core.session_rules import SessionRules
+from clickstream.core.session_state import KeyChange
+from clickstream.core.sessions import gap_sessions, minute_sessions
+from clickstream.core.windows import END_OF_STREAM, from_micros
+from clickstream.ports import SessionizerPorts
 from clickstream_local.aws import local_client
 from tests.factories import make_event
 from tests.integration.conftest import project_template
@@ -77,13 +78,14 @@ class Deployment:
     table: str
     bucket: str
     state: FlakyStateStore
-    ports: dict[str, Any]
+    ports: SessionizerPorts
+    config: SessionizerConfig
 
-    def batch(self, records: Sequence[ShardRecord]) -> SessionizerOutcome:
-        return run_batch(records, SHARD, CONSUMER, now=NOW, **self.ports)
+    def batch(self, records: Sequence[ParsedRecord]) -> SessionizerOutcome:
+        return run_batch(records, SHARD, CONSUMER, self.ports, self.config, now=NOW)
 
     def close_all(self) -> SessionizerOutcome:
-        return close_all(SHARD, CONSUMER, **self.ports)
+        return close_all(SHARD, CONSUMER, self.ports, self.config)
 
     def objects(self, prefix: str) -> list[bytes]:
         listing = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
@@ -134,16 +136,14 @@ def deployment(moto_endpoint: str, stack_name: str) -> Deployment:
         },
     )
     state = FlakyStateStore(dynamodb, table)
-    ports = {
-        "checkpoints": DynamoCheckpointStore(dynamodb, table),
-        "state": state,
-        "minute_sink": FirehoseMinuteSessionSink(firehose, stream),
-        "gap_sink": S3GapSessionSink(s3, bucket),
-        "allowed_lateness": LATENESS,
-        "inactivity_timeout": TIMEOUT,
-        "max_duration": CAP,
-    }
-    return Deployment(dynamodb, s3, table, bucket, state, ports)
+    ports = SessionizerPorts(
+        checkpoints=DynamoCheckpointStore(dynamodb, table),
+        state=state,
+        minute_sink=FirehoseMinuteSessionSink(firehose, stream),
+        gap_sink=S3GapSessionSink(s3, bucket),
+    )
+    config = SessionizerConfig(SessionRules(LATENESS, TIMEOUT, CAP))
+    return Deployment(dynamodb, s3, table, bucket, state, ports, config)
 
 
 def clickstream(seed: int, count: int) -> list[Event]:
@@ -167,11 +167,13 @@ def clickstream(seed: int, count: int) -> list[Event]:
     return events
 
 
-def records_of(events: Sequence[Event]) -> list[ShardRecord]:
-    return [ShardRecord(str(1000 + n), event.to_json_line()) for n, event in enumerate(events)]
+def records_of(events: Sequence[Event]) -> list[ParsedRecord]:
+    return parse_records(
+        ShardRecord(SHARD, str(1000 + n), event.to_json_line()) for n, event in enumerate(events)
+    )
 
 
-def replay(deployment: Deployment, records: Sequence[ShardRecord], size: int) -> None:
+def replay(deployment: Deployment, records: Sequence[ParsedRecord], size: int) -> None:
     for start in range(0, len(records), size):
         deployment.batch(records[start : start + size])
 

@@ -10,20 +10,25 @@ from typing import Any
 
 import pytest
 
-from clickstream.checkpoints import CheckpointConflict
-from clickstream.dynamo import DynamoCheckpointStore
-from clickstream.events import Event
-from clickstream.window_counter import (
-    ShardBatchResult,
-    ShardRecord,
-    process_shard_batch,
-    run_batch,
+from clickstream.adapters.aws.checkpoints import DynamoCheckpointStore
+from clickstream.adapters.aws.window_results import DynamoWindowResults
+from clickstream.adapters.aws.window_state import DynamoWindowStateStore, window_updates
+from clickstream.consumers.window_counter import materialize, run_batch
+from clickstream.core.checkpoints import CheckpointConflict
+from clickstream.core.events import Event
+from clickstream.core.records import ParsedRecord, ShardRecord, parse_records
+from clickstream.core.window_counting import ResultRow, ShardBatchResult, process_shard_batch
+from clickstream.core.windows import (
+    TOP_SOURCES,
+    UNIQUE_USERS,
+    WindowKey,
+    rank_sources,
+    window_start,
 )
-from clickstream.window_results import DynamoWindowResults, ResultRow, materialize
-from clickstream.window_store import DynamoWindowStateStore, window_updates
-from clickstream.windows import TOP_SOURCES, UNIQUE_USERS, WindowKey, rank_sources, window_start
+from clickstream.ports import WindowCounterPorts
 from clickstream_local.aws import local_client
 from tests.factories import at, make_event
+from tests.support.fakes import FixedShards, MemoryQuarantine
 
 pytestmark = pytest.mark.integration
 
@@ -76,22 +81,24 @@ def stack(moto_endpoint: str, stack_name: str) -> Stack:
     )
 
 
-def shard_records(events: list[Event], first: int = 1) -> list[ShardRecord]:
-    return [
-        ShardRecord(str(first + n), event.to_json_line(), NOW) for n, event in enumerate(events)
-    ]
+def shard_records(
+    events: list[Event], first: int = 1, shard_id: str = "shardId-0"
+) -> list[ParsedRecord]:
+    return parse_records(
+        ShardRecord(shard_id, str(first + n), event.to_json_line(), NOW)
+        for n, event in enumerate(events)
+    )
 
 
-def run(stack: Stack, batch: list[ShardRecord], shard_id: str = "shardId-0") -> ShardBatchResult:
-    return run_batch(
-        batch,
-        shard_id,
-        CONSUMER,
+def run(stack: Stack, batch: list[ParsedRecord], shard_id: str = "shardId-0") -> ShardBatchResult:
+    ports = WindowCounterPorts(
         checkpoints=stack.checkpoints,
         state=stack.state,
-        allowed_lateness=LATENESS,
-        now=NOW,
+        results=stack.results,
+        quarantine=MemoryQuarantine(),
+        shards=FixedShards([shard_id]),
     )
+    return run_batch(batch, shard_id, CONSUMER, ports, allowed_lateness=LATENESS, now=NOW)
 
 
 def snapshot(stack: Stack) -> list[dict[str, Any]]:
@@ -163,7 +170,10 @@ def test_a_crash_before_the_checkpoint_then_a_retry_equals_one_clean_application
 def expected_rows(
     events: list[Event],
 ) -> dict[tuple[str, int, datetime, str], tuple[int, int | None]]:
-    """ARCHITECTURE §3 computed directly: distinct custids per url, distinct events per source."""
+    """The window rules computed directly: distinct custids per url, distinct events per source.
+
+    (docs/architecture.md, Stream semantics: Windows)
+    """
     unique: dict[tuple[int, datetime, str], set[int]] = defaultdict(set)
     sources: dict[datetime, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for event in events:
@@ -196,7 +206,7 @@ def test_two_shards_with_duplicates_and_redeliveries_give_the_direct_computation
     touched: list[WindowKey] = []
     # WHEN each shard's batches are processed, every third batch delivered twice
     for shard_id, stream in shards.items():
-        records = shard_records(stream)
+        records = shard_records(stream, shard_id=shard_id)
         for n, offset in enumerate(range(0, len(records), 7)):
             batch = records[offset : offset + 7]
             touched.extend(run(stack, batch, shard_id).deltas)
@@ -223,7 +233,7 @@ def sort_key(row: ResultRow) -> tuple[datetime, str]:
 def test_late_events_are_reported_and_final_follows_the_slowest_shard(stack: Stack) -> None:
     # GIVEN shard 0 far ahead and shard 1 at the start of 14:03
     early = make_event(at("2026-03-07T14:03:01"), custid=2, trafficfrom="google")
-    run(stack, shard_records([early]), "shardId-1")
+    run(stack, shard_records([early], shard_id="shardId-1"), "shardId-1")
     run(stack, shard_records([make_event(at("2026-03-07T14:30:00"), custid=1)]), "shardId-0")
     # WHEN shard 0 then receives an event of 14:03, and a late copy of shard 1's event
     late = make_event(at("2026-03-07T14:03:02"), custid=1, trafficfrom="google")

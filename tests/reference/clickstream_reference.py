@@ -1,7 +1,8 @@
-"""Reference results of ARCHITECTURE §3 computed in DuckDB SQL over a JSON-lines file.
+"""Reference results of the stream semantics computed in DuckDB SQL over a JSON-lines file.
 
-This module is deliberately independent of ``clickstream.windows`` and ``clickstream.sessions``
-(the code it checks). It shares only the validation rules, through ``parse_event``.
+The rules are those of (docs/architecture.md, Stream semantics). This module is deliberately
+independent of ``clickstream.core.windows`` and ``clickstream.core.sessions`` (the code it
+checks). It shares only the validation rules, through ``parse_event``.
 
 Semantics, in short:
 
@@ -28,7 +29,7 @@ from typing import Any
 
 import duckdb
 
-from clickstream.events import InvalidEvent, parse_event
+from clickstream.core.events import InvalidEvent, parse_event
 
 UNIQUE_USERS = "unique-users"
 TOP_SOURCES = "top-sources"

@@ -6,11 +6,11 @@ import datetime as dt
 import decimal
 from pathlib import Path
 
+from clickstream_analytics.catalog import CatalogTable, create_table_sql
+from clickstream_analytics.queries import QueryResult, statement
 from clickstream_glue.hive import add_partitions_sql, partition_values
 from clickstream_glue.inference import InferredTable, folder_partitions, hive_type, task_name
-from clickstream_local.catalog import CatalogTable, create_table_sql
 from clickstream_local.cfn import Template
-from clickstream_local.queries import QueryResult, statement
 
 ROOT = Path(__file__).resolve().parents[2]
 

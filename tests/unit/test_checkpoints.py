@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from clickstream.checkpoints import ShardCheckpoint, combined_watermark, sequence_key
+from clickstream.core.checkpoints import ShardCheckpoint, combined_watermark, sequence_key
 from tests.factories import at
 
 

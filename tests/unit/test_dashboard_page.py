@@ -9,15 +9,14 @@ from typing import Any
 import pytest
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 
-from clickstream_local.dashboard import (
+from clickstream_analytics.dashboard import (
     MAX_BUCKETS,
     PRECISION_THRESHOLD,
     NoWindowResults,
-    Response,
     UniqueVisitorsSource,
     WindowRow,
-    dashboard_app,
 )
+from clickstream_local.dashboard import Response, dashboard_app
 
 MINUTE_MS = 60_000
 START_MS = 1_772_892_000_000  # 2026-03-07T14:00:00Z
@@ -307,8 +306,8 @@ def test_latest_window_results_show_the_newest_windows_of_each_metric() -> None:
     # GIVEN result rows of three 15 s windows and one top-sources minute
     from datetime import UTC, datetime, timedelta
 
-    from clickstream.window_results import ResultRow
-    from clickstream_local.dashboard import LatestWindowResults
+    from clickstream.core.window_counting import ResultRow
+    from clickstream_analytics.dashboard import LatestWindowResults
 
     start = datetime(2026, 3, 7, 14, 0, tzinfo=UTC)
 

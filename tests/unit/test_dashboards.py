@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from clickstream.core.search_documents import INDEX_PATTERN, index_template
 from clickstream.generator.profiles import PRODUCT_COUNT
-from clickstream.search.documents import INDEX_PATTERN, index_template
 from dashboards.saved_objects import (
     NDJSON_PATH,
     SavedObject,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from clickstream.events import (
+from clickstream.core.events import (
     FIELDS,
     MAX_EVENT_BYTES,
     MAX_TEXT_LENGTH,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from clickstream.generator import GeneratorConfig, count_mode_events, run_generator
-from clickstream.streams import PutOutcome, RecordStream, StreamRecord
+from clickstream.ports import PutOutcome, RecordStream, StreamRecord
 
 NOW = datetime(2026, 3, 7, 14, 4, 0, 123456, tzinfo=UTC)
 ENV = {"STREAM_NAME": "clickstream"}

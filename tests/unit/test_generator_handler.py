@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from clickstream.generator import RetryPolicy, generate
+from clickstream.core.retry import RetryPolicy
+from clickstream.generator import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLER = ROOT / "functions" / "generator" / "app.py"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from clickstream.events import DEVICES, Event, parse_event
+from clickstream.core.events import DEVICES, Event, parse_event
 from clickstream.generator import expected_events_per_session, generate
 from clickstream.generator import profiles as p
 

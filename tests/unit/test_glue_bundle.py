@@ -49,10 +49,16 @@ def test_bundle_holds_both_packages_as_python_sources_only(
     with zipfile.ZipFile(output) as archive:
         names = archive.namelist()
     # THEN it holds the jobs' package and the domain modules the jobs parse with
-    assert {"clickstream_glue/records.py", "clickstream/events.py", "clickstream/sessions.py"} <= (
-        set(names)
-    )
-    assert {"clickstream_glue/__init__.py", "clickstream/__init__.py"} <= set(names)
+    assert {
+        "clickstream_glue/records.py",
+        "clickstream/core/events.py",
+        "clickstream/core/sessions.py",
+    } <= set(names)
+    assert {
+        "clickstream_glue/__init__.py",
+        "clickstream/__init__.py",
+        "clickstream/core/__init__.py",
+    } <= set(names)
     # AND nothing but .py files, no caches, in sorted order
     assert all(name.endswith(".py") and "__pycache__" not in name for name in names)
     assert names == sorted(names) == written
@@ -80,10 +86,10 @@ def test_records_import_from_the_zip_and_parse_an_event(bundle: ModuleType, tmp_
     program = (
         "import json, sys\n"
         "from clickstream_glue import records\n"
-        "import clickstream.events\n"
+        "import clickstream.core.events\n"
         "row = records.event_row(sys.argv[1])\n"
         "print(json.dumps({'records': records.__file__,"
-        " 'events': clickstream.events.__file__, 'row': row}))\n"
+        " 'events': clickstream.core.events.__file__, 'row': row}))\n"
     )
     environment = {**os.environ, "PYTHONPATH": str(output)}
     # WHEN the jobs' parser is imported from it and parses a raw line

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from clickstream_cli.main import main
 from clickstream_local.aws import client_environment
 from clickstream_local.cfn import Template
-from clickstream_local.cli import main
 from clickstream_local.glue_docker import (
     BUNDLE_NAME,
     IMAGE,
@@ -275,4 +275,4 @@ def test_the_bundle_is_built_where_spark_submit_finds_it(tmp_path: Path) -> None
     assert output == bundle_dir / BUNDLE_NAME
     with zipfile.ZipFile(output) as archive:
         names = set(archive.namelist())
-    assert {"clickstream_glue/runtime.py", "clickstream/events.py"} <= names
+    assert {"clickstream_glue/runtime.py", "clickstream/core/events.py"} <= names

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from clickstream.events import InvalidEvent
-from clickstream.sessions import gap_sessions, minute_sessions
+from clickstream.core.events import InvalidEvent
+from clickstream.core.sessions import gap_sessions, minute_sessions
 from clickstream_glue.records import (
     LineParser,
     event_row,

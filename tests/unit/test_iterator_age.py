@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from clickstream.streams import iterator_age_ms
+from clickstream.adapters.kinesis_event import iterator_age_ms
 
 
 def record(arrival: float) -> dict[str, object]:

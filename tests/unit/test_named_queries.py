@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from clickstream_analytics.queries import sql_files, statement
 from clickstream_local.cfn import load_template_document
-from clickstream_local.queries import sql_files, statement
 
 ROOT = Path(__file__).resolve().parents[2]
 SQL = sql_files(ROOT / "sql")

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from clickstream.events import Event
+from clickstream.core.events import Event
+from clickstream.core.retry import RetryPolicy
 from clickstream.generator import (
-    RetryPolicy,
     SendReport,
     chunk_records,
     generate,
@@ -22,7 +22,7 @@ from clickstream.generator import (
     send_events,
     send_records,
 )
-from clickstream.streams import PutOutcome, RecordStream, StreamRecord
+from clickstream.ports import PutOutcome, RecordStream, StreamRecord
 
 START = datetime(2026, 3, 7, 14, 0, tzinfo=UTC)
 THROTTLED = "ProvisionedThroughputExceededException"

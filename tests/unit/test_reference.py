@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from clickstream.events import InvalidEvent, parse_event
+from clickstream.core.events import InvalidEvent, parse_event
 from tests.reference.clickstream_reference import (
     TOP_SOURCES,
     UNIQUE_USERS,

@@ -1,7 +1,7 @@
 """The report's insight logic on generated data, through the real sql/ files on DuckDB.
 
 Events come from the generator with fixed seeds; their gap and per-minute sessions are computed
-with ``clickstream.sessions``; all three are written as curated Parquet (Hive partitions, the
+with ``clickstream.core.sessions``; all three are written as curated Parquet (Hive partitions, the
 catalog's column types) and read back through the report's queries, as on a real lake.
 """
 
@@ -16,15 +16,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from clickstream.events import Event
+from clickstream.core.events import Event
+from clickstream.core.sessions import gap_sessions, minute_sessions
 from clickstream.generator import generate
-from clickstream.sessions import gap_sessions, minute_sessions
-from clickstream_local.catalog import CatalogTable
-from clickstream_local.cfn import Template
-from clickstream_local.queries import curated_parquet_tables, duckdb_connection
-from clickstream_local.report.build import analyse, build_report
-from clickstream_local.report.data import load_report_data
-from clickstream_local.report.insights import (
+from clickstream_analytics.catalog import CatalogTable
+from clickstream_analytics.duckdb_lake import curated_parquet_tables, duckdb_connection
+from clickstream_analytics.report.build import analyse, build_report
+from clickstream_analytics.report.data import load_report_data
+from clickstream_analytics.report.insights import (
     ALPHA,
     GroupRate,
     Verdict,
@@ -32,6 +31,7 @@ from clickstream_local.report.insights import (
     share_finding,
     wilson_interval,
 )
+from clickstream_local.cfn import Template
 
 ROOT = Path(__file__).resolve().parents[2]
 SQL = ROOT / "sql"

@@ -7,19 +7,21 @@ from datetime import timedelta
 
 import pytest
 
-from clickstream.search import (
+from clickstream.core.search_documents import (
     ALIAS,
     INDEX_PATTERN,
     INDEX_PREFIX,
     TEMPLATE_NAME,
+    action_size,
     bulk_actions,
+    bulk_body,
     chunk_actions,
     classify_item_error,
     document,
+    error_reason,
     index_name,
     index_template,
 )
-from clickstream.search.documents import action_size, bulk_body, error_reason
 from tests.factories import at, make_event
 
 

@@ -18,29 +18,25 @@ from botocore.credentials import Credentials
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
 
-from clickstream.events import Event
-from clickstream.generator import RetryPolicy
-from clickstream.quarantine import (
-    QuarantinedRecord,
-    QuarantineSink,
-    S3QuarantineSink,
-    quarantine_key,
-    quarantine_line,
-)
-from clickstream.search.documents import Action, index_template
-from clickstream.search.indexer import (
-    BatchOutcome,
-    IndexerSettings,
+from clickstream import composition
+from clickstream.adapters.aws.opensearch import OpenSearchIndex, TemplateOnFirstUse, http_auth
+from clickstream.adapters.aws.s3 import S3QuarantineSink
+from clickstream.adapters.kinesis_event import parse_lambda_record, parse_lambda_records
+from clickstream.consumers import search_indexer
+from clickstream.consumers.search_indexer import BatchOutcome
+from clickstream.core.events import Event
+from clickstream.core.records import RejectedRecord, ShardRecord, quarantine_key, quarantine_line
+from clickstream.core.retry import RetryPolicy
+from clickstream.core.search_documents import Action, index_template
+from clickstream.ports import (
     ItemResult,
-    KinesisRecord,
-    OpenSearchIndex,
+    QuarantineSink,
     SearchIndex,
+    SearchIndexerPorts,
     SearchIndexError,
     SearchUnavailable,
-    TemplateOnFirstUse,
-    http_auth,
-    index_batch,
 )
+from clickstream.settings import IndexerSettings
 from tests.factories import at, make_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,13 +83,13 @@ class FakeIndex(SearchIndex):
 
 class FakeQuarantine(QuarantineSink):
     def __init__(self) -> None:
-        self.puts: list[list[QuarantinedRecord]] = []
+        self.puts: list[list[RejectedRecord]] = []
 
-    def put(self, records: list[QuarantinedRecord]) -> None:
+    def put(self, records: list[RejectedRecord]) -> None:
         self.puts.append(list(records))
 
     @property
-    def records(self) -> list[QuarantinedRecord]:
+    def records(self) -> list[RejectedRecord]:
         return [record for put in self.puts for record in put]
 
 
@@ -158,6 +154,17 @@ def lambda_record(
 
 def record_of(event: Event) -> dict[str, Any]:
     return lambda_record(event.to_json_line())
+
+
+def index_batch(
+    records: Sequence[dict[str, Any]],
+    index: SearchIndex,
+    quarantine: QuarantineSink,
+    **options: Any,
+) -> BatchOutcome:
+    """The consumer on Lambda records, read by the inbound adapter as the handler does."""
+    ports = SearchIndexerPorts(index, quarantine)
+    return search_indexer.index_batch(parse_lambda_records(records), ports, **options)
 
 
 def events_from(start: str, count: int, step: timedelta = timedelta(seconds=1)) -> list[Event]:
@@ -355,7 +362,7 @@ def test_an_empty_batch_does_nothing() -> None:
 def test_a_failing_quarantine_write_fails_the_invocation() -> None:
     # GIVEN a quarantine that cannot write
     class BrokenQuarantine(QuarantineSink):
-        def put(self, records: list[QuarantinedRecord]) -> None:
+        def put(self, records: list[RejectedRecord]) -> None:
             raise OSError("S3 unreachable")
 
     # WHEN a batch with an invalid record is indexed THEN the error propagates (batch retried)
@@ -426,7 +433,7 @@ def _adapter(script: list[Any], sleeps: list[float]) -> tuple[OpenSearchIndex, F
 
 
 def _two_actions() -> list[Action]:
-    from clickstream.search.documents import bulk_actions
+    from clickstream.core.search_documents import bulk_actions
 
     return bulk_actions(events_from("2026-03-07T14:00:00", 2), "p")
 
@@ -515,7 +522,7 @@ def test_adapter_puts_the_template_named_after_its_prefix() -> None:
 def test_sigv4_signs_for_the_es_service_in_the_region() -> None:
     # GIVEN sigv4 settings and static credentials
     settings = _settings(OPENSEARCH_AUTH="sigv4", AWS_REGION="eu-west-1")
-    auth = http_auth(settings, Credentials("AKIDEXAMPLE", "secret", "token"))
+    auth = http_auth(settings.auth, settings.region, Credentials("AKIDEXAMPLE", "secret", "token"))
     assert auth is not None
 
     # WHEN a bulk request is signed
@@ -528,11 +535,12 @@ def test_sigv4_signs_for_the_es_service_in_the_region() -> None:
 
 
 def test_no_auth_for_a_local_node() -> None:
-    assert http_auth(_settings(OPENSEARCH_AUTH="none")) is None
+    assert http_auth("none", None) is None
 
 
 def test_the_adapter_is_built_from_settings_without_connecting() -> None:
-    index = OpenSearchIndex.from_settings(_settings(OPENSEARCH_AUTH="none", INDEX_PREFIX="t1-ev"))
+    index = composition.opensearch_index(_settings(OPENSEARCH_AUTH="none", INDEX_PREFIX="t1-ev"))
+    assert isinstance(index, OpenSearchIndex)
     assert index.prefix == "t1-ev"
 
 
@@ -598,9 +606,12 @@ def test_settings_errors(env: dict[str, str], message: str) -> None:
 
 
 # -------------------------------------------------------------------------------- quarantine
-def _quarantined(sequence_number: str, data: bytes = b"{}", **fields: Any) -> QuarantinedRecord:
-    defaults: dict[str, Any] = {"shard_id": SHARD, "reason": "bad", "arrival": ARRIVAL}
-    return QuarantinedRecord(sequence_number=sequence_number, data=data, **{**defaults, **fields})
+def _quarantined(
+    sequence_number: str, data: bytes = b"{}", reason: str = "bad", **fields: Any
+) -> RejectedRecord:
+    defaults: dict[str, Any] = {"shard_id": SHARD, "arrival": ARRIVAL}
+    record = ShardRecord(sequence_number=sequence_number, data=data, **{**defaults, **fields})
+    return RejectedRecord(record, reason)
 
 
 def test_quarantine_key_is_deterministic_given_the_records() -> None:
@@ -658,8 +669,9 @@ def test_s3_quarantine_writes_one_json_lines_object_per_call() -> None:
 
 
 def test_kinesis_record_reads_the_lambda_shape() -> None:
-    record = KinesisRecord.from_lambda(lambda_record(b"xyz", sequence_number="42"))
-    assert record == KinesisRecord("42", SHARD, b"xyz", ARRIVAL, None)
+    parsed = parse_lambda_record(lambda_record(b"xyz", sequence_number="42"))
+    assert parsed.record == ShardRecord(SHARD, "42", b"xyz", ARRIVAL)
+    assert parsed.rejection is not None and parsed.rejection.reason.startswith("malformed JSON")
 
 
 # ----------------------------------------------------------------------------------- handler
@@ -713,7 +725,7 @@ def emitted_metrics(output: str) -> dict[str, float]:
 def test_sample_event_has_two_valid_events_and_a_malformed_one(
     sample_event: dict[str, Any],
 ) -> None:
-    records = [KinesisRecord.from_lambda(r) for r in sample_event["Records"]]
+    records = [parse_lambda_record(r).record for r in sample_event["Records"]]
     assert len(records) == 3
     assert {r.shard_id for r in records} == {"shardId-000000000000"}
     assert [r.data.startswith(b'{"event_id"') for r in records] == [True, True, True]
@@ -729,12 +741,11 @@ def test_handler_indexes_quarantines_and_reports_failures(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # GIVEN the sample batch and an index that throttles its second event
-    records = [KinesisRecord.from_lambda(r) for r in sample_event["Records"]]
+    records = [parse_lambda_record(r).record for r in sample_event["Records"]]
     second_id = json.loads(records[1].data)["event_id"]
     index = FakeIndex({second_id: (429, REJECTED)})
     quarantine = FakeQuarantine()
-    monkeypatch.setattr(app, "index", index)
-    monkeypatch.setattr(app, "quarantine", quarantine)
+    monkeypatch.setattr(app, "ports", SearchIndexerPorts(index, quarantine))
 
     # WHEN the function is invoked
     response = app.lambda_handler(sample_event, LambdaContext())
@@ -750,6 +761,6 @@ def test_handler_indexes_quarantines_and_reports_failures(
 
 
 def test_handler_module_builds_a_templated_opensearch_index(app: ModuleType) -> None:
-    assert isinstance(app.index, TemplateOnFirstUse)
+    assert isinstance(app.ports.index, TemplateOnFirstUse)
     assert app.settings.index_prefix == "clickstream-events"
-    assert app.quarantine.bucket == "lake"
+    assert app.ports.quarantine.bucket == "lake"

@@ -10,37 +10,34 @@ from typing import Any
 
 import pytest
 
-from clickstream.checkpoints import CheckpointConflict, ShardCheckpoint
-from clickstream.events import DEVICES, Event
-from clickstream.memory import MemoryGapSink, MemoryMinuteSink, MemorySessionState
-from clickstream.session_store import (
+from clickstream.adapters.aws.firehose import (
     DeliveryFailed,
     FirehoseMinuteSessionSink,
-    gap_sessions_key,
     record_batches,
 )
-from clickstream.sessionizer import (
-    KeyChange,
-    KeyState,
-    RejectedRecord,
-    RejectedRecordSink,
+from clickstream.adapters.aws.s3 import gap_sessions_key
+from clickstream.consumers.sessionizer import (
+    SessionizerConfig,
     SessionizerOutcome,
-    SessionRules,
-    ShardRecord,
     close_all,
     close_idle,
-    next_close_micros,
     run_batch,
-    settle,
 )
-from clickstream.sessions import (
-    GapSession,
-    MinuteSession,
-    gap_sessions,
-    minute_sessions,
-)
-from clickstream.windows import to_micros
+from clickstream.core.checkpoints import CheckpointConflict, ShardCheckpoint
+from clickstream.core.events import DEVICES, Event
+from clickstream.core.records import ParsedRecord, ShardRecord, parse_record
+from clickstream.core.session_rules import SessionRules, next_close_micros, settle
+from clickstream.core.session_state import KeyChange, KeyState
+from clickstream.core.sessions import GapSession, MinuteSession, gap_sessions, minute_sessions
+from clickstream.core.windows import to_micros
+from clickstream.ports import SessionizerPorts
 from tests.factories import at, make_event
+from tests.support.fakes import (
+    MemoryGapSink,
+    MemoryMinuteSink,
+    MemoryQuarantine,
+    MemorySessionState,
+)
 
 SHARD = "shardId-000000000000"
 CONSUMER = "sessionizer"
@@ -83,14 +80,6 @@ class MemoryState(MemorySessionState):
 
 
 @dataclass
-class MemoryQuarantine(RejectedRecordSink):
-    records: list[RejectedRecord] = field(default_factory=list)
-
-    def put(self, records: Sequence[RejectedRecord], shard_id: str) -> None:
-        self.records.extend(records)
-
-
-@dataclass
 class Pipeline:
     """One shard's sessionizer with its fakes."""
 
@@ -101,27 +90,25 @@ class Pipeline:
     rules: SessionRules = field(default_factory=lambda: SessionRules(LATENESS, TIMEOUT, CAP))
     max_keys: int = 32
 
-    def ports(self) -> dict[str, Any]:
-        return {
-            "checkpoints": self.store.checkpoints,
-            "state": self.store,
-            "minute_sink": self.minute_sink,
-            "gap_sink": self.gap_sink,
-            "allowed_lateness": self.rules.allowed_lateness,
-            "inactivity_timeout": self.rules.inactivity_timeout,
-            "max_duration": self.rules.max_duration,
-            "max_keys_per_commit": self.max_keys,
-        }
-
-    def batch(self, records: Sequence[ShardRecord]) -> SessionizerOutcome:
-        return run_batch(
-            records, SHARD, CONSUMER, now=NOW, quarantine=self.quarantine, **self.ports()
+    def ports(self) -> SessionizerPorts:
+        return SessionizerPorts(
+            checkpoints=self.store.checkpoints,
+            state=self.store,
+            minute_sink=self.minute_sink,
+            gap_sink=self.gap_sink,
+            quarantine=self.quarantine,
         )
 
-    def close_all(self) -> SessionizerOutcome:
-        return close_all(SHARD, CONSUMER, **self.ports())
+    def config(self) -> SessionizerConfig:
+        return SessionizerConfig(self.rules, max_keys_per_commit=self.max_keys)
 
-    def replay(self, records: Sequence[ShardRecord], batch_size: int) -> SessionizerOutcome:
+    def batch(self, records: Sequence[ParsedRecord]) -> SessionizerOutcome:
+        return run_batch(records, SHARD, CONSUMER, self.ports(), self.config(), now=NOW)
+
+    def close_all(self) -> SessionizerOutcome:
+        return close_all(SHARD, CONSUMER, self.ports(), self.config())
+
+    def replay(self, records: Sequence[ParsedRecord], batch_size: int) -> SessionizerOutcome:
         total = SessionizerOutcome()
         for start in range(0, len(records), batch_size):
             total = total.plus(self.batch(records[start : start + batch_size]))
@@ -131,9 +118,14 @@ class Pipeline:
 # --- Builders ---------------------------------------------------------------------------------
 
 
-def records_of(events: Sequence[Event], first_seq: int = 1) -> list[ShardRecord]:
-    """Shard records of the events, sequence numbers counting up from ``first_seq``."""
-    return [ShardRecord(str(first_seq + n), event.to_json_line()) for n, event in enumerate(events)]
+def record(sequence_number: str, data: bytes) -> ParsedRecord:
+    """One record of the shard, parsed as the inbound adapter does."""
+    return parse_record(ShardRecord(SHARD, sequence_number, data))
+
+
+def records_of(events: Sequence[Event], first_seq: int = 1) -> list[ParsedRecord]:
+    """Parsed records of the events, sequence numbers counting up from ``first_seq``."""
+    return [record(str(first_seq + n), event.to_json_line()) for n, event in enumerate(events)]
 
 
 def clickstream(seed: int, count: int, jitter: timedelta = timedelta(seconds=25)) -> list[Event]:
@@ -391,10 +383,10 @@ def test_invalid_records_are_quarantined_with_their_reasons() -> None:
     # GIVEN a batch with two bad records among good ones
     good = [make_event(T0), make_event(T0 + timedelta(seconds=1))]
     records = [
-        ShardRecord("1", good[0].to_json_line()),
-        ShardRecord("2", b"{not json"),
-        ShardRecord("3", b'{"event_id": "x"}'),
-        ShardRecord("4", good[1].to_json_line()),
+        record("1", good[0].to_json_line()),
+        record("2", b"{not json"),
+        record("3", b'{"event_id": "x"}'),
+        record("4", good[1].to_json_line()),
     ]
     pipeline = Pipeline()
     # WHEN it is processed
@@ -434,7 +426,9 @@ def test_close_idle_advances_the_watermark_and_close_all_empties_the_shard() -> 
     pipeline = Pipeline()
     pipeline.batch(records_of(events))
     # WHEN an idle watermark of 14:01:00 is applied
-    idle = close_idle(SHARD, CONSUMER, T0 + timedelta(minutes=1), **pipeline.ports())
+    idle = close_idle(
+        SHARD, CONSUMER, T0 + timedelta(minutes=1), pipeline.ports(), pipeline.config()
+    )
     # THEN the first minute is closed, but not the gap sessions (2-minute timeout)
     assert {row.aggreg_time for row in idle.minute_rows} == {"2026-03-07 14:00:00"}
     assert idle.gap_sessions == ()

@@ -1,4 +1,7 @@
-"""Seed-compatible per-minute sessions and inactivity-gap sessions (ARCHITECTURE §3)."""
+"""Seed-compatible per-minute sessions and inactivity-gap sessions.
+
+(docs/architecture.md, Stream semantics: Sessions)
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from clickstream.events import DEVICES, Event
-from clickstream.sessions import (
+from clickstream.core.events import DEVICES, Event
+from clickstream.core.sessions import (
     DEFAULT_INACTIVITY_TIMEOUT,
     DEFAULT_MAX_DURATION,
     AddOutcome,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from clickstream.events import FIELDS
-from clickstream.sessions import MINUTE_SESSION_COLUMNS, GapSession
+from clickstream.core.events import FIELDS
+from clickstream.core.sessions import MINUTE_SESSION_COLUMNS, GapSession
 from clickstream_local.cfn import Template, load_template_document
 from clickstream_local.firehose import render_prefix
 from clickstream_local.provision import (

@@ -8,45 +8,56 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from clickstream.checkpoints import CheckpointConflict, ShardCheckpoint
-from clickstream.events import Event
-from clickstream.memory import MemoryCheckpoints
-from clickstream.window_counter import (
-    QuarantinedRecord,
-    ShardBatchResult,
-    ShardRecord,
-    WindowDelta,
-    event_digest,
-    process_shard_batch,
-    run_batch,
-)
-from clickstream.window_results import window_rows
-from clickstream.window_store import (
+from clickstream.adapters.aws.window_state import (
     MAX_NUMBERS_PER_ITEM,
-    WindowPartial,
-    WindowStateStore,
-    WindowValue,
-    merge_partials,
     window_update,
     window_updates,
 )
-from clickstream.windows import TOP_SOURCES, UNIQUE_USERS, WindowKey
+from clickstream.consumers.window_counter import run_batch
+from clickstream.core.checkpoints import CheckpointConflict, ShardCheckpoint
+from clickstream.core.events import Event
+from clickstream.core.records import ParsedRecord, RejectedRecord, ShardRecord, parse_record
+from clickstream.core.window_counting import (
+    ShardBatchResult,
+    WindowDelta,
+    WindowPartial,
+    WindowValue,
+    event_digest,
+    merge_partials,
+    process_shard_batch,
+    window_rows,
+)
+from clickstream.core.windows import TOP_SOURCES, UNIQUE_USERS, WindowKey
+from clickstream.ports import QuarantineSink, WindowCounterPorts, WindowStateStore
 from tests.factories import at, make_event
+from tests.support.fakes import (
+    FixedShards,
+    MemoryCheckpoints,
+    MemoryQuarantine,
+    MemoryWindowResults,
+)
 
 NOW = at("2026-03-07T14:10:00")
 MINUTE = at("2026-03-07T14:04:00")
 FRESH = ShardCheckpoint("windows", "shardId-0")
 
 
-def records(*events: Event | bytes, first: int = 1) -> list[ShardRecord]:
-    """Shard records with consecutive sequence numbers from ``first``."""
+def records(*events: Event | bytes, first: int = 1) -> list[ParsedRecord]:
+    """Parsed shard records with consecutive sequence numbers from ``first``."""
     return [
-        ShardRecord(str(first + n), item if isinstance(item, bytes) else item.to_json_line(), NOW)
+        parse_record(
+            ShardRecord(
+                "shardId-0",
+                str(first + n),
+                item if isinstance(item, bytes) else item.to_json_line(),
+                NOW,
+            )
+        )
         for n, item in enumerate(events)
     ]
 
 
-def process(batch: list[ShardRecord], checkpoint: ShardCheckpoint = FRESH) -> ShardBatchResult:
+def process(batch: list[ParsedRecord], checkpoint: ShardCheckpoint = FRESH) -> ShardBatchResult:
     return process_shard_batch(batch, checkpoint, allowed_lateness=timedelta(seconds=5), now=NOW)
 
 
@@ -324,15 +335,29 @@ class RacingState(WindowStateStore):
         return {}
 
 
+def ports_of(
+    checkpoints: MemoryCheckpoints,
+    state: WindowStateStore,
+    quarantine: QuarantineSink | None = None,
+) -> WindowCounterPorts:
+    """The window counter's ports: the given state, in-memory fakes for the rest."""
+    return WindowCounterPorts(
+        checkpoints=checkpoints,
+        state=state,
+        results=MemoryWindowResults(),
+        quarantine=quarantine or MemoryQuarantine(),
+        shards=FixedShards(["shardId-0"]),
+    )
+
+
 def run(
-    batch: list[ShardRecord], checkpoints: MemoryCheckpoints, state: RacingState
+    batch: list[ParsedRecord], checkpoints: MemoryCheckpoints, state: RacingState
 ) -> ShardBatchResult:
     return run_batch(
         batch,
         "shardId-0",
         "windows",
-        checkpoints=checkpoints,
-        state=state,
+        ports_of(checkpoints, state),
         allowed_lateness=timedelta(seconds=5),
         now=NOW,
     )
@@ -373,9 +398,10 @@ def test_invalid_records_are_stored_before_the_commit_that_marks_them_applied() 
     state = RacingState(checkpoints, races=0)
     stored: list[tuple[str, bool]] = []
 
-    def quarantine(rejected: Sequence[QuarantinedRecord]) -> None:
-        committed = checkpoints.load("windows", "shardId-0").sequence_number is not None
-        stored.extend((item.sequence_number, committed) for item in rejected)
+    class Recording(QuarantineSink):
+        def put(self, rejected: Sequence[RejectedRecord]) -> None:
+            committed = checkpoints.load("windows", "shardId-0").sequence_number is not None
+            stored.extend((item.sequence_number, committed) for item in rejected)
 
     batch = records(make_event(MINUTE), b"{not json")
     # WHEN the batch runs, and is then redelivered (a crash after the commit)
@@ -384,11 +410,9 @@ def test_invalid_records_are_stored_before_the_commit_that_marks_them_applied() 
             batch,
             "shardId-0",
             "windows",
-            checkpoints=checkpoints,
-            state=state,
+            ports_of(checkpoints, state, Recording()),
             allowed_lateness=timedelta(seconds=5),
             now=NOW,
-            quarantine=quarantine,
         )
     # THEN the invalid record was stored once, before the commit covered it
     assert stored == [("2", False)]

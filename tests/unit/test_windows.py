@@ -1,4 +1,7 @@
-"""Tumbling windows, watermarks, late events and batch aggregates (ARCHITECTURE §3)."""
+"""Tumbling windows, watermarks, late events and batch aggregates.
+
+(docs/architecture.md, Stream semantics: Windows; Watermark and lateness)
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from clickstream.windows import (
+from clickstream.core.windows import (
     END_OF_STREAM,
     TOP_SOURCES,
     UNIQUE_USERS,

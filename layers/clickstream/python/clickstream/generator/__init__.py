@@ -9,7 +9,6 @@ from clickstream.generator.config import (
 )
 from clickstream.generator.producer import (
     PutResult,
-    RetryPolicy,
     SendReport,
     chunk_records,
     event_record,
@@ -30,7 +29,6 @@ __all__ = [
     "PROFILES",
     "GeneratorConfig",
     "PutResult",
-    "RetryPolicy",
     "SendReport",
     "chunk_records",
     "count_mode_events",

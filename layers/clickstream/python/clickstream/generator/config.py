@@ -33,15 +33,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from clickstream.events import Event
-from clickstream.generator.producer import (
-    DEFAULT_RETRY_POLICY,
-    RetryPolicy,
-    SendReport,
-    send_events,
-)
+from clickstream.core.events import Event
+from clickstream.core.retry import RetryPolicy
+from clickstream.generator.producer import DEFAULT_RETRY_POLICY, SendReport, send_events
 from clickstream.generator.profiles import PROFILES, generate
-from clickstream.streams import RecordStream
+from clickstream.ports import RecordStream
 
 MODES: tuple[str, ...] = ("count", "rate")
 DEFAULT_PROFILE = "classic"

@@ -1,4 +1,4 @@
-"""Sending records to a :class:`~clickstream.streams.RecordStream`.
+"""Sending records to a :class:`~clickstream.ports.RecordStream`.
 
 Records go out in PutRecords-sized chunks (500 records, 5 MiB). Failed entries, and whole calls
 that fail for throttling or transient reasons, are retried with exponential backoff and full
@@ -17,8 +17,9 @@ from typing import Any, NamedTuple
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from clickstream.events import Event
-from clickstream.streams import RecordStream, StreamRecord
+from clickstream.core.events import Event
+from clickstream.core.retry import RetryPolicy
+from clickstream.ports import RecordStream, StreamRecord
 
 MAX_RECORDS_PER_CALL = 500
 MAX_BYTES_PER_CALL = 5 * 1024 * 1024
@@ -40,30 +41,8 @@ RETRYABLE_ERROR_CODES: frozenset[str] = frozenset(
 Unaccepted = tuple[str | None, str, str]
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """At most ``max_attempts`` PutRecords calls per chunk; full-jitter exponential backoff."""
-
-    max_attempts: int = 8
-    base_delay: float = 0.05
-    max_delay: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
-        if self.base_delay < 0 or self.max_delay < 0:
-            raise ValueError("base_delay and max_delay must not be negative")
-
-    def ceiling(self, retry: int) -> float:
-        """Largest delay before retry number ``retry`` (1 for the first retry)."""
-        return min(self.max_delay, self.base_delay * 2 ** min(retry - 1, 60))
-
-    def delay(self, retry: int, rng: random.Random) -> float:
-        """Full jitter: a uniform delay in ``[0, ceiling(retry))``."""
-        return self.ceiling(retry) * rng.random()
-
-
 DEFAULT_RETRY_POLICY = RetryPolicy()
+"""At most 8 PutRecords calls per chunk."""
 
 
 @dataclass

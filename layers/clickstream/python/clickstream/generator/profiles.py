@@ -1,7 +1,7 @@
 """Deterministic synthetic clickstream: the ``classic`` and ``realistic`` profiles.
 
-:func:`generate` yields :class:`~clickstream.events.Event` objects in non-decreasing event time.
-Everything, ``event_id`` included, comes from one ``random.Random(seed)``: the same arguments
+:func:`generate` yields :class:`~clickstream.core.events.Event` objects in non-decreasing event
+time. Everything, ``event_id`` included, comes from one ``random.Random(seed)``: the same arguments
 always give the same events.
 
 ``classic`` reproduces the public challenge's generator: every field is drawn independently and
@@ -60,7 +60,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from clickstream.events import DEVICES, Event
+from clickstream.core.events import DEVICES, Event
 
 PROFILES: tuple[str, ...] = ("classic", "realistic")
 

@@ -1,0 +1,311 @@
+"""Count what the pipeline holds at each stage and reconcile it with what was sent."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from clickstream.adapters.aws.window_state import partial_from_item
+from clickstream.core.events import InvalidEvent, parse_event
+from clickstream.core.window_counting import WindowPartial, WindowValue, merge_partials
+from clickstream.core.windows import TOP_SOURCES
+from clickstream_analytics.shard_reader import ShardReader, list_shard_ids
+
+
+def stream_data(kinesis: Any, stream_name: str) -> list[bytes]:
+    """The data of every record in the stream, shard by shard, from the trim horizon."""
+    data: list[bytes] = []
+    for shard_id in list_shard_ids(kinesis, stream_name):
+        reader = ShardReader(kinesis, stream_name, shard_id, starting_position="TRIM_HORIZON")
+        while True:
+            records, behind = reader.read(10000)
+            data.extend(record["Data"] for record in records)
+            if not records and behind == 0:
+                break
+    return data
+
+
+def event_id_counts(records: Iterable[bytes]) -> Counter[str | None]:
+    """``event_id`` of every record (``None`` for records without one)."""
+    return Counter(_event_id(record) for record in records)
+
+
+def stream_event_ids(kinesis: Any, stream_name: str) -> Counter[str | None]:
+    """``event_id`` of every record in the stream (``None`` for records without one)."""
+    return event_id_counts(stream_data(kinesis, stream_name))
+
+
+@dataclass(frozen=True)
+class LakeCount:
+    """Objects, lines and the ``event_id`` of each line under one S3 prefix."""
+
+    objects: int
+    lines: int
+    ids: Counter[str | None]
+
+
+def lake_event_ids(s3: Any, bucket: str, prefix: str) -> LakeCount:
+    """Read every object under ``prefix`` and count its JSON lines by ``event_id``."""
+    objects, lines = 0, 0
+    ids: Counter[str | None] = Counter()
+    for body in object_bodies(s3, bucket, prefix):
+        objects += 1
+        for line in body.splitlines():
+            if line.strip():
+                lines += 1
+                ids[_event_id(line)] += 1
+    return LakeCount(objects, lines, ids)
+
+
+def _event_id(data: bytes) -> str | None:
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    value = document.get("event_id") if isinstance(document, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def search_document_ids(client: Any, index_pattern: str, event_ids: Iterable[str]) -> set[str]:
+    """Which of ``event_ids`` are searchable documents (after a refresh) in ``index_pattern``.
+
+    ``client`` is an ``opensearchpy.OpenSearch`` (a stack's :meth:`search_client`).
+    """
+    client.indices.refresh(index=index_pattern, ignore_unavailable=True, allow_no_indices=True)
+    wanted = list(event_ids)
+    found: set[str] = set()
+    for offset in range(0, len(wanted), 1000):
+        chunk = wanted[offset : offset + 1000]
+        response = client.search(
+            index=index_pattern,
+            body={"size": len(chunk), "_source": False, "query": {"ids": {"values": chunk}}},
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )
+        found.update(hit["_id"] for hit in response["hits"]["hits"])
+    return found
+
+
+def search_document_count(client: Any, index_pattern: str) -> int:
+    """All documents in ``index_pattern``."""
+    response = client.count(index=index_pattern, ignore_unavailable=True, allow_no_indices=True)
+    return int(response["count"])
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """This run's events at each stage of the raw path."""
+
+    sent: int
+    accepted: int
+    stream_records: int
+    raw_objects: int
+    raw_lines: int
+    raw_lines_of_run: int
+    missing_in_stream: int
+    missing_in_raw: int
+    duplicated_in_raw: int
+    search_documents: int | None = None
+    searchable_of_run: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Sent = stream records = raw lines, and each event_id exactly once in the raw layer."""
+        raw_ok = (
+            self.sent == self.accepted == self.stream_records == self.raw_lines_of_run
+            and self.missing_in_stream == self.missing_in_raw == self.duplicated_in_raw == 0
+        )
+        return raw_ok and self.searchable_of_run in (None, self.sent)
+
+    def lines(self) -> list[str]:
+        """A printable summary, one fact per line."""
+        rows = [
+            ("events sent", self.sent),
+            ("events accepted by the stream", self.accepted),
+            ("records of this run in the stream", self.stream_records),
+            ("raw objects in rawdata/ (all runs)", self.raw_objects),
+            ("raw lines in rawdata/ (all runs)", self.raw_lines),
+            ("raw lines of this run", self.raw_lines_of_run),
+            ("event_ids sent but missing in the stream", self.missing_in_stream),
+            ("event_ids sent but missing in rawdata/", self.missing_in_raw),
+            ("event_ids more than once in rawdata/", self.duplicated_in_raw),
+        ]
+        if self.searchable_of_run is not None and self.search_documents is not None:
+            rows += [
+                ("documents in OpenSearch (all runs)", self.search_documents),
+                ("event_ids of this run searchable", self.searchable_of_run),
+            ]
+        width = max(len(label) for label, _ in rows)
+        text = [f"  {label:<{width}}  {value:>9,}" for label, value in rows]
+        searched = "" if self.searchable_of_run is None else "; each one document in OpenSearch"
+        verdict = (
+            "RECONCILED: sent = stream records = raw lines; every event_id once in rawdata/"
+            + searched
+            if self.ok
+            else "NOT RECONCILED: see the counts above"
+        )
+        return [*text, f"  {verdict}"]
+
+
+def reconcile(
+    sent_ids: Iterable[str],
+    accepted: int,
+    stream_ids: Counter[str | None],
+    lake: LakeCount,
+    searchable: set[str] | None = None,
+    search_documents: int | None = None,
+) -> Reconciliation:
+    """Compare the ids a run sent with the stream's and the raw layer's contents."""
+    sent = list(sent_ids)
+    run = set(sent)
+    return Reconciliation(
+        sent=len(sent),
+        accepted=accepted,
+        stream_records=sum(count for key, count in stream_ids.items() if key in run),
+        raw_objects=lake.objects,
+        raw_lines=lake.lines,
+        raw_lines_of_run=sum(count for key, count in lake.ids.items() if key in run),
+        missing_in_stream=sum(1 for key in run if stream_ids[key] == 0),
+        missing_in_raw=sum(1 for key in run if lake.ids[key] == 0),
+        duplicated_in_raw=sum(1 for key in run if lake.ids[key] > 1),
+        search_documents=search_documents,
+        searchable_of_run=None if searchable is None else len(run & searchable),
+    )
+
+
+def read_minute_sessions(
+    s3: Any, bucket: str, prefix: str = "aggregated/"
+) -> list[tuple[str, ...]]:
+    """Per-minute session rows (CSV) deduplicated by sessionid, keeping the fullest revision."""
+    best: dict[str, tuple[str, ...]] = {}
+    for body in object_bodies(s3, bucket, prefix):
+        for row in csv.reader(io.StringIO(body.decode("utf-8"))):
+            if not row:
+                continue
+            current = best.get(row[0])
+            if current is None or int(row[4]) > int(current[4]):
+                best[row[0]] = tuple(row)
+    return sorted(best.values(), key=lambda row: (row[3], int(row[1]), row[2]))
+
+
+def read_gap_sessions(s3: Any, bucket: str, prefix: str = "sessions/") -> list[dict[str, Any]]:
+    """Gap sessions (JSON lines) deduplicated by session_id, keeping the fullest revision."""
+    best: dict[str, dict[str, Any]] = {}
+    for body in object_bodies(s3, bucket, prefix):
+        for line in body.splitlines():
+            if line.strip():
+                session = json.loads(line)
+                current = best.get(session["session_id"])
+                if current is None or session["page_count"] > current["page_count"]:
+                    best[session["session_id"]] = session
+    return sorted(best.values(), key=lambda s: (s["start"], s["custid"], s["device"]))
+
+
+def object_bodies(s3: Any, bucket: str, prefix: str) -> Iterable[bytes]:
+    """The body of every object under ``prefix``, in key order."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            yield s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+
+
+@dataclass(frozen=True)
+class StreamAccounting:
+    """Where every record of the stream ended up in the window counter (1-minute windows)."""
+
+    records: int
+    invalid: int
+    quarantined: int
+    duplicates: int
+    counted: int
+    late: int
+
+    @property
+    def ok(self) -> bool:
+        """records = quarantined + duplicates + counted + late; only invalid ones quarantined."""
+        accounted = self.quarantined + self.duplicates + self.counted + self.late
+        return self.records == accounted and self.quarantined == self.invalid
+
+    def lines(self) -> list[str]:
+        """A printable account, one fact per line, then the verdict."""
+        rows = [
+            ("records in the stream (all runs)", self.records),
+            ("invalid records (the consumers' own parser)", self.invalid),
+            ("quarantined by the window counter", self.quarantined),
+            ("repeated event_ids (counted once)", self.duplicates),
+            ("counted in 1-minute windows", self.counted),
+            ("late (their window was final)", self.late),
+        ]
+        width = max(len(label) for label, _ in rows)
+        text = [f"  {label:<{width}}  {value:>9,}" for label, value in rows]
+        equation = (
+            f"{self.records:,} = {self.quarantined:,} + {self.duplicates:,} + {self.counted:,}"
+            f" + {self.late:,}"
+        )
+        verdict = "ACCOUNTED" if self.ok else "NOT ACCOUNTED"
+        return [
+            *text,
+            f"  {verdict}: records = quarantined + duplicates + counted + late: {equation}",
+        ]
+
+
+def stream_accounting(
+    records: Sequence[bytes], s3: Any, bucket: str, dynamodb: Any, state_table: str
+) -> StreamAccounting:
+    """Account for the stream's ``records`` with the window counter's quarantine and state.
+
+    Top sources count ``COUNT(*)`` per minute and source, so their values and late counts add up
+    to the distinct valid events, each in exactly one (minute, source). A quarantined record counts
+    once per (shard, sequence number): a batch retried after its quarantine write stores it again.
+    """
+    invalid = 0
+    valid_ids: Counter[str] = Counter()
+    for record in records:
+        try:
+            valid_ids[parse_event(record).event_id] += 1
+        except InvalidEvent:
+            invalid += 1
+    quarantined = len(
+        {
+            (entry["shard_id"], entry["sequence_number"])
+            for body in object_bodies(s3, bucket, "quarantine/window-counter/")
+            for entry in map(json.loads, filter(None, body.splitlines()))
+        }
+    )
+    values = minute_source_values(dynamodb, state_table)
+    return StreamAccounting(
+        records=len(records),
+        invalid=invalid,
+        quarantined=quarantined,
+        duplicates=sum(valid_ids.values()) - len(valid_ids),
+        counted=sum(value.value for value in values),
+        late=sum(value.late for value in values),
+    )
+
+
+def minute_source_values(dynamodb: Any, state_table: str) -> list[WindowValue]:
+    """Every (minute, source) of the window state, its shards' partials merged.
+
+    Read from the state, not from the result rows: a batch writes its rows after its state commits,
+    so a row trails its state while a batch is between the two.
+    """
+    prefix = f"W#{TOP_SOURCES}#60#"
+    arguments: dict[str, Any] = {
+        "TableName": state_table,
+        "FilterExpression": "begins_with(pk, :prefix)",
+        "ExpressionAttributeValues": {":prefix": {"S": prefix}},
+        "ConsistentRead": True,
+    }
+    partials: dict[str, list[WindowPartial]] = defaultdict(list)
+    while True:
+        response = dynamodb.scan(**arguments)
+        for item in response["Items"]:
+            partials[item["pk"]["S"]].append(partial_from_item(TOP_SOURCES, item))
+        if "LastEvaluatedKey" not in response:
+            break
+        arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return [value for group in partials.values() for value in merge_partials(group).values()]

@@ -1,0 +1,203 @@
+"""The clickstream event model: strict parsing, validation and JSON-lines serialisation.
+
+Every raw record either parses into an :class:`Event` or raises :class:`InvalidEvent` whose
+``reason`` says precisely what is wrong, so callers can quarantine it with that reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+MAX_EVENT_BYTES = 4096
+"""Largest serialised event accepted, in bytes (a generated event is about 230 bytes)."""
+
+DEVICES: tuple[str, ...] = ("app_mobile", "app_tablet", "browser")
+MAX_TEXT_LENGTH = 256
+
+FIELDS: tuple[str, ...] = (
+    "event_id",
+    "custid",
+    "trafficfrom",
+    "url",
+    "device",
+    "touchproduct",
+    "trans_timestamp",
+)
+
+_TIMESTAMP = re.compile(
+    r"(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d{1,6}))?(?P<zone>Z|\+00:00)?",
+    re.ASCII,
+)
+_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+_MAX_INT = 2**63 - 1
+
+
+class InvalidEvent(ValueError):
+    """A record that is not a valid event; ``reason`` is a one-line, human-readable cause."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One clickstream event (docs/architecture.md, Event); ``trans_timestamp`` is aware UTC."""
+
+    event_id: str
+    custid: int
+    trafficfrom: str
+    url: str
+    device: str
+    touchproduct: int
+    trans_timestamp: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as a JSON-ready mapping, fields in schema order."""
+        return {
+            "event_id": self.event_id,
+            "custid": self.custid,
+            "trafficfrom": self.trafficfrom,
+            "url": self.url,
+            "device": self.device,
+            "touchproduct": self.touchproduct,
+            "trans_timestamp": format_timestamp(self.trans_timestamp),
+        }
+
+    def to_json_line(self) -> bytes:
+        """One compact JSON object and a newline, as written to the stream and the lake."""
+        return (json.dumps(self.to_dict(), separators=(",", ":")) + "\n").encode("utf-8")
+
+    @property
+    def partition_key(self) -> str:
+        """Kinesis partition key: ``custid`` keeps each user's events ordered within one shard."""
+        return str(self.custid)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO-8601 UTC with microseconds and no offset, e.g. ``2026-03-07T14:04:56.683790``."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="microseconds")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse an event timestamp; UTC only (no offset, ``Z`` or ``+00:00``), up to microseconds."""
+    match = _TIMESTAMP.fullmatch(text)
+    if match is None:
+        raise InvalidEvent(
+            f"trans_timestamp: {text[:40]!r} is not ISO-8601 UTC like 2026-03-07T14:04:56.683790"
+        )
+    fraction = (match["fraction"] or "").ljust(6, "0")
+    try:
+        moment = datetime.strptime(f"{match['base']}.{fraction}", _TIMESTAMP_FORMAT)
+    except ValueError as error:
+        raise InvalidEvent(f"trans_timestamp: {text!r} is not a real date/time ({error})") from None
+    return moment.replace(tzinfo=UTC)
+
+
+def parse_event(data: bytes | str) -> Event:
+    """Decode, parse and validate one raw record. Raises :class:`InvalidEvent` with the reason."""
+    try:
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+    except UnicodeEncodeError as error:
+        raise InvalidEvent(
+            f"record is not valid Unicode (unpaired surrogate at character {error.start})"
+        ) from None
+    if len(raw) > MAX_EVENT_BYTES:
+        raise InvalidEvent(f"record is {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidEvent(f"record is not valid UTF-8 (byte {error.start})") from None
+    if not text.strip():
+        raise InvalidEvent("record is empty")
+    try:
+        document = json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as error:
+        raise InvalidEvent(
+            f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    return event_from_dict(document)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json`` object hook: a repeated key is ambiguous (readers disagree on which wins)."""
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise InvalidEvent(f"duplicate field: {key}")
+        document[key] = value
+    return document
+
+
+def event_from_dict(document: Any) -> Event:
+    """Validate a decoded JSON document against the schema. Raises :class:`InvalidEvent`."""
+    if not isinstance(document, dict):
+        raise InvalidEvent(f"expected a JSON object, got {type(document).__name__}")
+    missing = [name for name in FIELDS if name not in document]
+    if missing:
+        raise InvalidEvent(f"missing required field(s): {', '.join(missing)}")
+    unknown = sorted(set(document) - set(FIELDS))
+    if unknown:
+        raise InvalidEvent(f"unknown field(s): {', '.join(unknown)}")
+    device = _text(document, "device")
+    if device not in DEVICES:
+        raise InvalidEvent(f"device: {device!r} is not one of {', '.join(DEVICES)}")
+    timestamp = document["trans_timestamp"]
+    if not isinstance(timestamp, str):
+        raise InvalidEvent(f"trans_timestamp: expected string, got {_json_type(timestamp)}")
+    return Event(
+        event_id=_event_id(document),
+        custid=_integer(document, "custid", minimum=1),
+        trafficfrom=_text(document, "trafficfrom"),
+        url=_text(document, "url"),
+        device=device,
+        touchproduct=_integer(document, "touchproduct", minimum=0),
+        trans_timestamp=parse_timestamp(timestamp),
+    )
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}
+    return "null" if value is None else names.get(type(value), "object")
+
+
+def _integer(document: dict[str, Any], name: str, *, minimum: int) -> int:
+    value = document[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEvent(f"{name}: expected integer, got {_json_type(value)}")
+    if not minimum <= value <= _MAX_INT:
+        raise InvalidEvent(f"{name}: {value} is out of range [{minimum}, {_MAX_INT}]")
+    return value
+
+
+def _text(document: dict[str, Any], name: str) -> str:
+    value = document[name]
+    if not isinstance(value, str):
+        raise InvalidEvent(f"{name}: expected string, got {_json_type(value)}")
+    if not value.strip():
+        raise InvalidEvent(f"{name}: must not be empty")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise InvalidEvent(f"{name}: {len(value)} characters, over the {MAX_TEXT_LENGTH} limit")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidEvent(f"{name}: contains an unpaired UTF-16 surrogate") from None
+    return value
+
+
+def _event_id(document: dict[str, Any]) -> str:
+    value = _text(document, "event_id")
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise InvalidEvent(f"event_id: {value[:40]!r} is not a UUID") from None
+    if str(parsed) != value.lower():
+        raise InvalidEvent(f"event_id: {value[:40]!r} is not in canonical 8-4-4-4-12 UUID form")
+    return value.lower()

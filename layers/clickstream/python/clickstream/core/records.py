@@ -1,0 +1,139 @@
+"""Stream records as every consumer sees them: the inbound record, its parse, its rejection.
+
+A :class:`ShardRecord` is one Kinesis record (its data already decoded from base64). The inbound
+adapter parses each record ONCE into a :class:`ParsedRecord`, which holds either the
+:class:`~clickstream.core.events.Event` or a :class:`RejectedRecord` (the record and the reason),
+so no consumer parses again.
+
+**Quarantine lines.** A rejected record is kept as one JSON line with its reason, its shard and
+its sequence number, in one object per batch under a key that depends on the records alone
+(:func:`quarantine_key`), so a retried batch overwrites its own object. Consumers store a batch's
+records before they commit it, so none is lost to a crash in between; a batch retried with other
+boundaries may store a record twice, and readers count each (shard, sequence number) once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from clickstream.core.events import Event, InvalidEvent, parse_event
+
+
+@dataclass(frozen=True, slots=True)
+class ShardRecord:
+    """One record of a shard, in shard order; ``arrival`` is its approximate arrival time."""
+
+    shard_id: str
+    sequence_number: str
+    data: bytes
+    arrival: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """A record that will never be processed (invalid, or refused for good), with the reason."""
+
+    record: ShardRecord
+    reason: str
+
+    @property
+    def shard_id(self) -> str:
+        """The record's shard."""
+        return self.record.shard_id
+
+    @property
+    def sequence_number(self) -> str:
+        """The record's sequence number."""
+        return self.record.sequence_number
+
+    @property
+    def data(self) -> bytes:
+        """The record's bytes."""
+        return self.record.data
+
+    @property
+    def arrival(self) -> datetime | None:
+        """The record's approximate arrival time."""
+        return self.record.arrival
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRecord:
+    """A record with what parsing it gave: its event, or its rejection."""
+
+    record: ShardRecord
+    outcome: Event | RejectedRecord
+
+    @property
+    def sequence_number(self) -> str:
+        """The record's sequence number."""
+        return self.record.sequence_number
+
+    @property
+    def event(self) -> Event | None:
+        """The event, or None when the record is rejected."""
+        return self.outcome if isinstance(self.outcome, Event) else None
+
+    @property
+    def rejection(self) -> RejectedRecord | None:
+        """The rejection, or None when the record is a valid event."""
+        return self.outcome if isinstance(self.outcome, RejectedRecord) else None
+
+
+def rejected(record: ShardRecord, reason: str) -> ParsedRecord:
+    """``record``, rejected for ``reason`` without parsing."""
+    return ParsedRecord(record, RejectedRecord(record, reason))
+
+
+def parse_record(record: ShardRecord) -> ParsedRecord:
+    """Parse the record's data into an event, or reject it with the parser's reason."""
+    try:
+        return ParsedRecord(record, parse_event(record.data))
+    except InvalidEvent as error:
+        return rejected(record, error.reason)
+
+
+def parse_records(records: Iterable[ShardRecord]) -> list[ParsedRecord]:
+    """:func:`parse_record` of each record, in order."""
+    return [parse_record(record) for record in records]
+
+
+def quarantine_line(record: RejectedRecord) -> str:
+    """One JSON line: data as text when it is UTF-8, else base64 with ``data_base64`` true."""
+    try:
+        data, encoded = record.data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        data, encoded = base64.b64encode(record.data).decode("ascii"), True
+    line = {
+        "sequence_number": record.sequence_number,
+        "shard_id": record.shard_id,
+        "reason": record.reason,
+        "data": data,
+        "data_base64": encoded,
+    }
+    return json.dumps(line, ensure_ascii=False) + "\n"
+
+
+def quarantine_key(records: Sequence[RejectedRecord], prefix: str, now: datetime) -> str:
+    """``<prefix>YYYY/MM/DD/HH/<shard>-<first seq>-<last seq>.jsonl``.
+
+    The hour is the UTC arrival hour of the first record (``now`` only when it is unknown), so
+    the key depends on the records alone: a retried batch that quarantines the same records
+    overwrites its object instead of adding a second one.
+    """
+    ordered = sorted(records, key=lambda record: _sequence_order(record.sequence_number))
+    first, last = ordered[0], ordered[-1]
+    hour = (first.arrival or now).astimezone(UTC)
+    return (
+        f"{prefix}{hour:%Y/%m/%d/%H}/"
+        f"{first.shard_id}-{first.sequence_number}-{last.sequence_number}.jsonl"
+    )
+
+
+def _sequence_order(sequence_number: str) -> tuple[int, str]:
+    """Numeric order for Kinesis sequence numbers (decimal strings of varying length)."""
+    return len(sequence_number), sequence_number
