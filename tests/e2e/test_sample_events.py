@@ -130,7 +130,7 @@ def test_the_window_counter_counts_the_sample_and_quarantines_its_bad_record(hom
     minute = {
         item["key"]["S"]: int(item["value"]["N"])
         for item in items
-        if item["pk"]["S"] == "unique_users#60" and item["sk"]["S"].startswith("2026-03-07T14:05")
+        if item["pk"]["S"] == "unique-users#60" and item["sk"]["S"].startswith("2026-03-07T14:05")
     }
     expected: dict[str, set[int]] = {}
     for event in valid_events("window_counter_kinesis.json"):
