@@ -168,11 +168,21 @@ def test_the_scheduled_generator_function_runs_unchanged_on_the_local_stack(home
     assert sum(stream_event_ids(state.client("kinesis"), stream).values()) == before + 50
 
 
-def test_the_demo_reconciles_every_time_it_runs(home: Path) -> None:
+@pytest.fixture(scope="module")
+def demo_runs(home: Path) -> tuple[subprocess.CompletedProcess[str], ...]:
+    """The demo (what `make run` calls) run twice without a seed; its two outputs.
+
+    It leaves the stack's stream ended and its lake curated: every window and session final.
+    """
+    return tuple(run(home, "demo", "--profile", "realistic", "--count", "150") for _ in range(2))
+
+
+def test_the_demo_reconciles_every_time_it_runs(
+    home: Path, demo_runs: tuple[subprocess.CompletedProcess[str], ...]
+) -> None:
     # GIVEN a lake that already holds earlier runs
-    # WHEN the demo (what `make run` calls) runs twice without a seed
-    first = run(home, "demo", "--profile", "realistic", "--count", "150")
-    second = run(home, "demo", "--profile", "realistic", "--count", "150")
+    # WHEN the demo runs twice without a seed
+    first, second = demo_runs
     # THEN each run gets its own event_ids and reconciles on its own, stream and lake
     for result in (first, second):
         assert "RECONCILED: sent = stream records = raw lines" in result.stdout
@@ -225,15 +235,11 @@ def report_numbers(folder: Path) -> str:
     return re.sub(r'<dd id="built-at">[^<]*</dd>', "", page)
 
 
-def test_the_read_commands_read_the_stack_as_a_deployed_one(home: Path, tmp_path: Path) -> None:
-    # GIVEN a curated lake, window results and sessions on the local stack: a fresh stream (an
-    # earlier test may have ended the last one) whose 200 events close every window and session
-    run(home, "local", "down")
-    run(home, "local", "up")
-    run(home, "generate", "--profile", "realistic", "--count", "200", "--seed", "23")
-    run(home, "drain", "--close-windows")
-    run(home, "drain")
-    run(home, "curate")
+def test_the_read_commands_read_the_stack_as_a_deployed_one(
+    home: Path, demo_runs: tuple[subprocess.CompletedProcess[str], ...], tmp_path: Path
+) -> None:
+    # GIVEN a curated lake, and window results and sessions all final, on the local stack (the
+    # demo ended its stream and curated the lake)
     state = LocalStack(home=home).running()
     empty = tmp_path / "no-local-state"
     (empty / "home").mkdir(parents=True)
