@@ -8,7 +8,7 @@ import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -34,16 +34,9 @@ from clickstream.ports import SessionizerPorts
 from clickstream_local.aws import local_client
 from tests.factories import make_event
 from tests.integration.conftest import project_template
+from tests.support.sessionizer import CAP, CONSUMER, LATENESS, NOW, SHARD, T0, TIMEOUT
 
 pytestmark = pytest.mark.integration
-
-SHARD = "shardId-000000000000"
-CONSUMER = "sessionizer"
-T0 = datetime(2026, 3, 7, 14, 0, 0, tzinfo=UTC)
-NOW = datetime(2026, 3, 7, 15, 0, 0, tzinfo=UTC)
-LATENESS = timedelta(seconds=30)
-TIMEOUT = timedelta(minutes=2)
-CAP = timedelta(minutes=10)
 
 
 class CrashBeforeCommit(RuntimeError):

@@ -15,6 +15,7 @@ import pytest
 
 from clickstream.core.retry import RetryPolicy
 from clickstream.generator import generate
+from tests.support.metrics import emitted_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLER = ROOT / "functions" / "generator" / "app.py"
@@ -92,20 +93,6 @@ def kinesis(app: ModuleType, monkeypatch: pytest.MonkeyPatch) -> StubKinesis:
 @pytest.fixture
 def schedule_event() -> dict[str, Any]:
     return json.loads(SCHEDULE_EVENT.read_text())
-
-
-def emitted_metrics(output: str) -> dict[str, float]:
-    """Metric values from the Embedded Metric Format lines written to stdout."""
-    values: dict[str, float] = {}
-    for line in output.splitlines():
-        if line.startswith("{") and '"_aws"' in line:
-            document = json.loads(line)
-            for directive in document["_aws"]["CloudWatchMetrics"]:
-                assert directive["Namespace"] == "ClickstreamTest"
-                for metric in directive["Metrics"]:
-                    value = document[metric["Name"]]
-                    values[metric["Name"]] = sum(value) if isinstance(value, list) else value
-    return values
 
 
 def test_sample_event_is_a_scheduled_event(schedule_event: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ import pytest
 from clickstream.adapters.aws.opensearch import TemplateOnFirstUse
 from clickstream.adapters.kinesis_event import parse_lambda_record
 from clickstream.ports import SearchIndexerPorts
+from tests.support.metrics import emitted_metrics
 from tests.support.search_indexer import REJECTED, FakeIndex, FakeQuarantine, index_batch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,20 +54,6 @@ def app() -> ModuleType:
 @pytest.fixture
 def sample_event() -> dict[str, Any]:
     return json.loads(SAMPLE_EVENT.read_text())
-
-
-def emitted_metrics(output: str) -> dict[str, float]:
-    """Metric values from the Embedded Metric Format lines written to stdout."""
-    values: dict[str, float] = {}
-    for line in output.splitlines():
-        if line.startswith("{") and '"_aws"' in line:
-            document = json.loads(line)
-            for directive in document["_aws"]["CloudWatchMetrics"]:
-                assert directive["Namespace"] == "ClickstreamTest"
-                for metric in directive["Metrics"]:
-                    value = document[metric["Name"]]
-                    values[metric["Name"]] = sum(value) if isinstance(value, list) else value
-    return values
 
 
 def test_sample_event_has_two_valid_events_and_a_malformed_one(
