@@ -146,7 +146,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0)
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        node = start_opensearch(Path(folder) / "node", Path(folder) / "opensearch.log")
+        node = start_opensearch(Path(folder) / "opensearch.log")
         try:
             client = OpenSearch(hosts=[node.url], timeout=60)
             throughput = bench_bulk_versus_single(

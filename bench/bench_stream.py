@@ -238,7 +238,7 @@ def run_window_counter(
         started = time.perf_counter()
         result = count_batch(
             records, SHARD, WINDOW_CONSUMER, ports, allowed_lateness=LATENESS, now=NOW
-        )
+        ).result
         spent += time.perf_counter() - started
         after_batch(result)
     return spent

@@ -11,11 +11,12 @@ no projection, so partitions are registered from what is in S3:
 - plain folders (``rawdata/2026/03/07/14/``): the ``storage.location.template`` of the table
   is matched against the keys, and each folder is added with ``ALTER TABLE ... ADD PARTITION``.
 
-Tables keep their SerDe: Parquet, and ``LazySimpleSerDe`` for CSV (in Spark's Hive jars). The
-OpenX JSON SerDe the catalog names for JSON lines (Athena's, tolerant of malformed lines) is not on
-Maven Central, so those tables use the HCatalog ``JsonSerDe`` here (added from Maven Central by
-the local Spark session): same columns and locations, but a malformed line fails the query
-instead of reading as nulls.
+Tables keep their SerDe: Parquet, and ``OpenCSVSerde`` for the aggregated CSV (in Spark's Hive
+jars, with opencsv), with the catalog's SerDe parameters as they are. The OpenX JSON SerDe the
+catalog names for JSON lines (Athena's, tolerant of malformed lines) is not on Maven Central, so
+those tables use the HCatalog ``JsonSerDe`` here (added from Maven Central by the local Spark
+session): same columns and locations, but a malformed line fails the query instead of reading as
+nulls.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from clickstream_glue.hive import add_partitions_sql, partition_values
+from clickstream_glue.hive import add_partitions_sql, partition_values, string_literal
 
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 OPENX_JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
 HCATALOG_JSON_SERDE = "org.apache.hive.hcatalog.data.JsonSerDe"
+OPEN_CSV_SERDE = "org.apache.hadoop.hive.serde2.OpenCSVSerde"
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,10 @@ def create_table_sql(table: CatalogTable, database: str) -> str:
     elif table.serde == OPENX_JSON_SERDE:
         storage = f"ROW FORMAT SERDE '{HCATALOG_JSON_SERDE}' STORED AS TEXTFILE"
     else:
-        properties = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(table.serde_parameters.items()))
+        properties = ", ".join(
+            f"{string_literal(k)} = {string_literal(v)}"
+            for k, v in sorted(table.serde_parameters.items())
+        )
         with_properties = f" WITH SERDEPROPERTIES ({properties})" if properties else ""
         storage = f"ROW FORMAT SERDE '{table.serde}'{with_properties} STORED AS TEXTFILE"
     return (

@@ -185,7 +185,8 @@ class WindowRow:
     """One near-real-time window result (docs/architecture.md, Stream semantics: Windows).
 
     ``metric`` is ``unique_users_per_url`` (``key`` a url, ``value`` distinct custids) or
-    ``top_sources`` (``key`` a traffic source, ``value`` events).
+    ``top_sources`` (``key`` a traffic source, ``value`` events). ``approximate`` rows were
+    estimated by a sketch, within the relative ``error_bound``.
     """
 
     metric: str
@@ -194,6 +195,8 @@ class WindowRow:
     key: str
     value: int
     final: bool
+    approximate: bool = False
+    error_bound: float = 0.0
 
 
 class WindowResultsSource(Protocol):
@@ -244,6 +247,8 @@ class LatestWindowResults:
                             key=row.key,
                             value=row.value,
                             final=row.final,
+                            approximate=row.approximate,
+                            error_bound=row.error_bound,
                         )
                     )
         return shown or None

@@ -26,6 +26,7 @@ OUTPUT_KEYS: dict[str, str] = {
     "AnalyticsWorkGroup": "AnalyticsWorkGroupName",
     "WindowResultsTable": "WindowResultsTableName",
     "WindowStateTable": "WindowStateTableName",
+    "FailedBatchBucket": "FailedBatchBucketName",
 }
 """Logical id -> the template output holding its physical id."""
 
@@ -43,7 +44,7 @@ class DeployedStack:
     ``get_credentials()``)."""
     sql_path: Path
     endpoint_url: str | None = None
-    _outputs: dict[str, str] | None = field(default=None, init=False, repr=False)
+    _stack: dict[str, Any] | None = field(default=None, init=False, repr=False)
     _ids: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
@@ -77,7 +78,19 @@ class DeployedStack:
 
     def outputs(self) -> dict[str, str]:
         """The stack's outputs by key (``DescribeStacks``, read once)."""
-        if self._outputs is None:
+        outputs = self._description().get("Outputs", [])
+        return {item["OutputKey"]: item["OutputValue"] for item in outputs}
+
+    def parameter(self, name: str) -> str:
+        """The value the stack was deployed with for the template parameter ``name``."""
+        for item in self._description().get("Parameters", []):
+            if item["ParameterKey"] == name:
+                return str(item.get("ResolvedValue", item["ParameterValue"]))
+        raise AnalyticsError(f"stack {self.stack_name!r} has no parameter {name}")
+
+    def _description(self) -> dict[str, Any]:
+        """The stack as ``DescribeStacks`` gives it, read once."""
+        if self._stack is None:
             try:
                 stacks = self.client("cloudformation").describe_stacks(StackName=self.stack_name)
             except ClientError as error:
@@ -85,9 +98,8 @@ class DeployedStack:
                     f"no stack {self.stack_name!r} in {self.region}: "
                     f"{error.response['Error'].get('Message', error)}"
                 ) from None
-            outputs = stacks["Stacks"][0].get("Outputs", [])
-            self._outputs = {item["OutputKey"]: item["OutputValue"] for item in outputs}
-        return self._outputs
+            self._stack = stacks["Stacks"][0]
+        return self._stack
 
     def physical_id(self, logical_id: str) -> str:
         """From the stack's outputs, else from ``DescribeStackResources`` by logical id."""

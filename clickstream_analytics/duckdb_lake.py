@@ -5,7 +5,9 @@ Every table becomes a view with the catalog's name and columns:
 - Parquet tables (the curated layer): ``read_parquet`` with their Hive-style partition folders;
 - JSON-lines tables (``rawdata``, ``sessions``): ``read_json``; a malformed line reads as nulls,
   a value of the wrong type as null, as Athena's OpenX SerDe (``ignore.malformed.json``) does;
-- CSV tables (``aggregated``, task 1.1's ten columns): ``read_csv`` without a header.
+- CSV tables (``aggregated``, task 1.1's ten columns): ``read_csv`` without a header, reading
+  what the table's ``OpenCSVSerde`` reads: fields in its quote character, a doubled quote as a
+  quote, every other character (backslashes too) as it is.
 
 Partition columns of plain folders (``rawdata/2026/03/07/14/``) come from the object's path, by
 the table's ``storage.location.template``; of Hive-style folders, from ``key=value``.
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from clickstream_analytics.catalog import (
+    OPEN_CSV_SERDE,
     OPENX_JSON_SERDE,
     PARQUET_SERDE,
     CatalogTable,
@@ -26,6 +29,7 @@ from clickstream_analytics.catalog import (
 )
 
 JSON_SERDES = (OPENX_JSON_SERDE, "org.apache.hive.hcatalog.data.JsonSerDe")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def curated_parquet_tables(tables: Sequence[CatalogTable]) -> list[CatalogTable]:
@@ -99,6 +103,8 @@ def _view_sql(table: CatalogTable, folder: Path) -> str:
             f"read_json('{files}', format = 'newline_delimited', columns = {{{columns}}},"
             " ignore_errors = true, filename = true)"
         )
+    elif table.serde == OPEN_CSV_SERDE:
+        reader = _open_csv_reader(table, str(files), columns)
     else:
         delimiter = table.serde_parameters.get("field.delim", ",")
         reader = (
@@ -108,6 +114,34 @@ def _view_sql(table: CatalogTable, folder: Path) -> str:
     selected = [f'"{name}"' for name, _ in table.columns]
     selected += _partition_columns(table)
     return f"SELECT {', '.join(selected)} FROM {reader}"
+
+
+def _open_csv_reader(table: CatalogTable, files: str, columns: str) -> str:
+    """``read_csv`` reading the values ``OpenCSVSerde`` reads with the table's parameters.
+
+    DuckDB's escape is the quote character itself (RFC 4180's doubled quote, which opencsv reads
+    too). OpenCSVSerde's own escape character must be one no field holds (a control character):
+    a printable one would make opencsv drop or keep characters that DuckDB reads otherwise.
+    """
+    parameters = table.serde_parameters
+    separator = parameters.get("separatorChar", ",")[:1]
+    quote = parameters.get("quoteChar", '"')[:1]
+    escape = parameters.get("escapeChar", "\\")[:1]
+    if not _CONTROL_CHARACTER.fullmatch(escape):
+        raise ValueError(
+            f"table {table.name}: OpenCSVSerde's escape character {escape!r} can occur in the"
+            " data, and DuckDB cannot read it as opencsv does; declare a control character"
+        )
+    return (
+        f"read_csv('{files}', header = false, delim = {_literal(separator)},"
+        f" quote = {_literal(quote)}, escape = {_literal(quote)}, columns = {{{columns}}},"
+        " auto_detect = false, ignore_errors = true, filename = true)"
+    )
+
+
+def _literal(text: str) -> str:
+    """``text`` as a DuckDB string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _partition_columns(table: CatalogTable) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ def count_layer(
     lines = rejected = 0
     keys: dict[str, int] = {}
     for body in object_bodies(s3, bucket, prefix):
-        for line in body.decode("utf-8", errors="replace").splitlines():
+        for line in text_lines(body.decode("utf-8", errors="replace")):
             lines += 1
             try:
                 row = parser(line)
@@ -40,6 +41,18 @@ def count_layer(
                 continue
             keys[row[0]] = max(keys.get(row[0], 0), size(row))
     return LayerCount(lines, rejected, keys)
+
+
+def text_lines(text: str) -> list[str]:
+    """The lines of an object as Spark's text reader splits them: at ``\\n``, ``\\r\\n`` or ``\\r``.
+
+    Not :meth:`str.splitlines`, which also splits at U+2028, U+0085 and other characters a url
+    may hold.
+    """
+    lines = re.split(r"\r\n|\r|\n", text)
+    if lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 LAYERS: tuple[tuple[str, str, str, LineParser, Callable[[tuple[Any, ...]], int], str], ...] = (

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from clickstream.adapters.aws.window_results import DynamoWindowResults
@@ -28,7 +28,7 @@ from clickstream_analytics.reconcile import (
     search_document_count,
     search_document_ids,
     stream_accounting,
-    stream_data,
+    stream_records,
 )
 from clickstream_analytics.stack import AnalyticsError, Stack
 
@@ -103,8 +103,8 @@ class StackSummary:
 
 def stack_summary(stack: Stack) -> StackSummary:
     """Every record in the stream against the raw layer, the search index and the window state."""
-    records = stream_data(stack.client("kinesis"), stack.physical_id("ClickstreamStream"))
-    ids = event_id_counts(records)
+    records = stream_records(stack.client("kinesis"), stack.physical_id("ClickstreamStream"))
+    ids = event_id_counts(record.data for record in records)
     s3, raw_bucket = stack.client("s3"), stack.physical_id("RawBucket")
     lake = lake_event_ids(s3, raw_bucket, "rawdata/")
     sent = [key for key in ids.elements() if key]
@@ -119,5 +119,6 @@ def stack_summary(stack: Stack) -> StackSummary:
             raw_bucket,
             stack.client("dynamodb"),
             stack.physical_id("WindowStateTable"),
+            timedelta(seconds=int(stack.parameter("MaxClockSkewSeconds"))),
         )
     return StackSummary(result, accounting)

@@ -2,32 +2,47 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, timedelta
 from typing import Any
 
 from clickstream.adapters.aws.window_state import partial_from_item
-from clickstream.core.events import InvalidEvent, parse_event
+from clickstream.core.events import InvalidEvent
+from clickstream.core.records import ShardRecord, parse_record
+from clickstream.core.sessions import MINUTE_SESSION_COLUMNS, parse_csv_line
 from clickstream.core.window_counting import WindowPartial, WindowValue, merge_partials
 from clickstream.core.windows import TOP_SOURCES
 from clickstream_analytics.shard_reader import ShardReader, list_shard_ids
 
 
-def stream_data(kinesis: Any, stream_name: str) -> list[bytes]:
-    """The data of every record in the stream, shard by shard, from the trim horizon."""
-    data: list[bytes] = []
+def stream_records(kinesis: Any, stream_name: str) -> list[ShardRecord]:
+    """Every record in the stream with its shard, sequence number and arrival time."""
+    records: list[ShardRecord] = []
     for shard_id in list_shard_ids(kinesis, stream_name):
         reader = ShardReader(kinesis, stream_name, shard_id, starting_position="TRIM_HORIZON")
         while True:
-            records, behind = reader.read(10000)
-            data.extend(record["Data"] for record in records)
-            if not records and behind == 0:
+            batch, behind = reader.read(10000)
+            records.extend(
+                ShardRecord(
+                    shard_id,
+                    record["SequenceNumber"],
+                    record["Data"],
+                    record["ApproximateArrivalTimestamp"].astimezone(UTC),
+                )
+                for record in batch
+            )
+            if not batch and behind == 0:
                 break
-    return data
+    return records
+
+
+def stream_data(kinesis: Any, stream_name: str) -> list[bytes]:
+    """The data of every record in the stream, shard by shard, from the trim horizon."""
+    return [record.data for record in stream_records(kinesis, stream_name)]
 
 
 def event_id_counts(records: Iterable[bytes]) -> Counter[str | None]:
@@ -181,12 +196,18 @@ def reconcile(
 def read_minute_sessions(
     s3: Any, bucket: str, prefix: str = "aggregated/"
 ) -> list[tuple[str, ...]]:
-    """Per-minute session rows (CSV) deduplicated by sessionid, keeping the fullest revision."""
+    """Per-minute session rows (CSV) deduplicated by sessionid, keeping the fullest revision.
+
+    Each line is read as the sessionizer writes it (:func:`parse_csv_line`); lines end at ``\\n``
+    only, so a url holding U+2028 or U+0085 stays in its row. A line that is not such a row
+    raises ``InvalidEvent`` naming the object and the line.
+    """
     best: dict[str, tuple[str, ...]] = {}
-    for body in object_bodies(s3, bucket, prefix):
-        for row in csv.reader(io.StringIO(body.decode("utf-8"))):
-            if not row:
+    for key, body in object_items(s3, bucket, prefix):
+        for number, line in enumerate(body.decode("utf-8").split("\n"), start=1):
+            if not line:
                 continue
+            row = _minute_session_fields(line, f"s3://{bucket}/{key}:{number}")
             current = best.get(row[0])
             if current is None or int(row[4]) > int(current[4]):
                 best[row[0]] = tuple(row)
@@ -206,11 +227,33 @@ def read_gap_sessions(s3: Any, bucket: str, prefix: str = "sessions/") -> list[d
     return sorted(best.values(), key=lambda s: (s["start"], s["custid"], s["device"]))
 
 
+def _minute_session_fields(line: str, where: str) -> list[str]:
+    """The ten fields of a per-minute session line; ``InvalidEvent`` naming ``where`` if not."""
+    try:
+        fields = parse_csv_line(line)
+    except InvalidEvent as error:
+        raise InvalidEvent(f"{where}: {error.reason}") from None
+    if len(fields) != len(MINUTE_SESSION_COLUMNS):
+        raise InvalidEvent(
+            f"{where}: expected {len(MINUTE_SESSION_COLUMNS)} CSV columns, got {len(fields)}"
+        )
+    for index in (1, 4):
+        if not re.fullmatch(r"\d{1,19}", fields[index], re.ASCII):
+            raise InvalidEvent(f"{where}: {MINUTE_SESSION_COLUMNS[index]} is not an integer")
+    return fields
+
+
 def object_bodies(s3: Any, bucket: str, prefix: str) -> Iterable[bytes]:
     """The body of every object under ``prefix``, in key order."""
+    for _, body in object_items(s3, bucket, prefix):
+        yield body
+
+
+def object_items(s3: Any, bucket: str, prefix: str) -> Iterable[tuple[str, bytes]]:
+    """The key and body of every object under ``prefix``, in key order."""
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            yield s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            yield item["Key"], s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
 
 
 @dataclass(frozen=True)
@@ -254,10 +297,17 @@ class StreamAccounting:
 
 
 def stream_accounting(
-    records: Sequence[bytes], s3: Any, bucket: str, dynamodb: Any, state_table: str
+    records: Sequence[ShardRecord],
+    s3: Any,
+    bucket: str,
+    dynamodb: Any,
+    state_table: str,
+    max_clock_skew: timedelta,
 ) -> StreamAccounting:
     """Account for the stream's ``records`` with the window counter's quarantine and state.
 
+    Each record is judged by the consumers' own rule (:func:`parse_record`): the parser, then the
+    clock skew against its arrival, ``max_clock_skew`` being the stack's ``MaxClockSkewSeconds``.
     Top sources count ``COUNT(*)`` per minute and source, so their values and late counts add up
     to the distinct valid events, each in exactly one (minute, source). A quarantined record counts
     once per (shard, sequence number): a batch retried after its quarantine write stores it again.
@@ -265,10 +315,11 @@ def stream_accounting(
     invalid = 0
     valid_ids: Counter[str] = Counter()
     for record in records:
-        try:
-            valid_ids[parse_event(record).event_id] += 1
-        except InvalidEvent:
+        event = parse_record(record, max_clock_skew).event
+        if event is None:
             invalid += 1
+        else:
+            valid_ids[event.event_id] += 1
     quarantined = len(
         {
             (entry["shard_id"], entry["sequence_number"])

@@ -27,6 +27,10 @@ class Stack(Protocol):
         """Whether the stack has the resource ``logical_id``."""
         ...
 
+    def parameter(self, name: str) -> str:
+        """The value the stack was deployed with for the template parameter ``name``."""
+        ...
+
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` with the stack's endpoint, region and credentials."""
         ...

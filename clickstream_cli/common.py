@@ -112,7 +112,8 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "deployed stack",
         "report, query, windows, sessions and summary read a deployed stack with these, through"
-        " the same S3, DynamoDB and Glue calls; without --stack they read the local stack",
+        " the same S3, DynamoDB and Glue calls, and redrive invokes its functions; without"
+        " --stack they work on the local stack",
     )
     group.add_argument("--stack", metavar="NAME", help="CloudFormation stack name (sam deploy's)")
     group.add_argument("--region", help="the stack's region (default: the AWS configuration's)")

@@ -3,11 +3,12 @@
 Commands, one module each: ``local up|down|status`` (:mod:`.stack_commands`); ``generate``,
 ``replay``, ``invoke``, ``drain`` (:mod:`.traffic`); ``windows``, ``sessions``, ``summary``
 (:mod:`.readers`); ``curate``, ``catalog``, ``query``, ``glue-docker`` (:mod:`.lake`);
-``report`` (:mod:`.report`); ``demo`` (:mod:`.demo`, what ``make run`` calls).
+``report`` (:mod:`.report`); ``redrive`` (:mod:`.redrive`); ``demo`` (:mod:`.demo`, what
+``make run`` calls).
 
-The read commands (``report``, ``query``, ``windows``, ``sessions``, ``summary``) read a deployed
-stack with ``--stack NAME [--region R] [--endpoint-url URL]``, and the running local stack
-otherwise. Errors exit non-zero with a one-line reason.
+The read commands (``report``, ``query``, ``windows``, ``sessions``, ``summary``) and
+``redrive`` work on a deployed stack with ``--stack NAME [--region R] [--endpoint-url URL]``,
+and on the running local stack otherwise. Errors exit non-zero with a one-line reason.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import sys
 from botocore.exceptions import BotoCoreError, ClientError
 
 from clickstream_analytics.stack import AnalyticsError
-from clickstream_cli import demo, lake, readers, report, stack_commands, traffic
+from clickstream_cli import demo, lake, readers, redrive, report, stack_commands, traffic
 from clickstream_cli.common import add_stack_options
 from clickstream_local.stack import StackError
 
 READ_COMMANDS = frozenset({"report", "query", "windows", "sessions", "summary"})
+"""The commands that read a stack."""
+STACK_COMMANDS = READ_COMMANDS | {"redrive"}
 """The commands that take ``--stack``."""
 
 
@@ -40,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     readers.add_commands(commands)
     lake.add_commands(commands)
     report.add_commands(commands)
+    redrive.add_commands(commands)
     demo.add_commands(commands)
     return parser
 
@@ -50,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if arguments.stack is None and (arguments.region or arguments.endpoint_url):
         parser.error("--region and --endpoint-url go with --stack NAME")
-    if arguments.stack is not None and arguments.command not in READ_COMMANDS:
-        parser.error(f"--stack reads a deployed stack: {', '.join(sorted(READ_COMMANDS))}")
+    if arguments.stack is not None and arguments.command not in STACK_COMMANDS:
+        parser.error(f"--stack works on a deployed stack: {', '.join(sorted(STACK_COMMANDS))}")
     try:
         return int(arguments.handler(arguments))
     except (

@@ -37,11 +37,20 @@ def cmd_windows(arguments: argparse.Namespace) -> int:
     print(f"{'window start (UTC)':<28} {'key':<24} {'value':>7} {'rank':>5} {'late':>5}  final")
     for row in rows:
         rank = "" if row.rank is None else str(row.rank)
+        value = f"~{row.value}" if row.approximate else str(row.value)
         print(
-            f"{format_timestamp(row.window_start):<28} {row.key:<24} {row.value:>7} "
+            f"{format_timestamp(row.window_start):<28} {row.key:<24} {value:>7} "
             f"{rank:>5} {row.late_events:>5}  {'yes' if row.final else 'no'}"
         )
     print(f"{len(rows)} rows")
+    approximate = [row for row in rows if row.approximate]
+    if approximate:
+        bound = max(row.error_bound for row in approximate)
+        print(
+            f"~ {len(approximate)} approximate row(s): sketch estimates, within ±{bound:.3%} of "
+            "the exact count 997 times in 1,000 (three standard errors); their late counts may "
+            "include late copies of events counted on time (docs/architecture.md, Windows)"
+        )
     return 0
 
 

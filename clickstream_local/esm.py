@@ -4,8 +4,11 @@ One poller per (function, shard) reads with GetRecords and invokes the handler w
 Lambda Kinesis event shape. It honours BatchSize, MaximumBatchingWindowInSeconds,
 StartingPosition, FunctionResponseTypes=ReportBatchItemFailures (the checkpoint moves to just
 before the first failed sequence number and the rest is retried), BisectBatchOnFunctionError,
-MaximumRetryAttempts, MaximumRecordAgeInSeconds and an SQS/SNS on-failure destination, which
-receives the same metadata document AWS sends (batch info with shard and sequence numbers).
+MaximumRetryAttempts, MaximumRecordAgeInSeconds and an on-failure destination, which receives
+the invocation record AWS sends: to an SQS queue or SNS topic the metadata (batch info with shard
+and sequence numbers), to an S3 bucket the metadata and the batch itself (``payload``, the
+invocation's event as a JSON string) under AWS's key layout
+``aws/lambda/<mapping UUID>/<shard>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<random UUID>``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -61,6 +66,11 @@ class KinesisMapping:
     def stream_arn(self) -> str:
         """The stream's ARN, also for an enhanced fan-out consumer source."""
         return self.source_arn.split("/consumer/", 1)[0]
+
+    @property
+    def uuid(self) -> str:
+        """The mapping's id: random on AWS, derived from the function and event here (stable)."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.function.arn}#{self.event_name}"))
 
     @classmethod
     def from_event(
@@ -131,28 +141,56 @@ class PollerStatus:
 
 
 class FailureDestination:
-    """Sends AWS-shaped on-failure records to an SQS queue or SNS topic.
+    """Sends AWS-shaped on-failure records to an SQS queue, an SNS topic or an S3 bucket.
 
     ``clients(service)`` gives clients with the function's role credentials: Lambda sends to a
-    destination with the execution role, which needs ``sqs:SendMessage`` or ``sns:Publish`` on it.
+    destination with the execution role, which needs ``sqs:SendMessage``, ``sns:Publish``, or
+    ``s3:ListBucket`` on the bucket and ``s3:PutObject`` on the object. A bucket is listed (the
+    object's prefix, one key at most) before the put, so a role without ``s3:ListBucket`` is
+    refused here as on AWS. ``on_stored(bucket, key)`` is told of each object written.
     """
 
-    def __init__(self, arn: str, clients: Any) -> None:
+    def __init__(
+        self,
+        arn: str,
+        clients: Any,
+        on_stored: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.arn = arn
         self._clients = clients
+        self._on_stored = on_stored
 
-    def send(self, document: dict[str, Any]) -> None:
-        """Deliver one invocation record."""
-        body = json.dumps(document)
+    def send(self, document: dict[str, Any], event: dict[str, Any], object_key: str) -> None:
+        """Deliver one invocation record: to SQS or SNS the metadata ``document``; to S3 the
+        document with ``payload``, the invocation's ``event``, under ``object_key``."""
         _, _, service, _, account, name = self.arn.split(":", 5)
         if service == "sqs":
             sqs = self._clients("sqs")
             queue_url = f"{sqs.meta.endpoint_url.rstrip('/')}/{account}/{name}"
-            sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+            sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(document))
         elif service == "sns":
-            self._clients("sns").publish(TopicArn=self.arn, Message=body)
+            self._clients("sns").publish(TopicArn=self.arn, Message=json.dumps(document))
+        elif service == "s3":
+            s3 = self._clients("s3")
+            prefix = object_key.rsplit("/", 1)[0] + "/"
+            s3.list_objects_v2(Bucket=name, Prefix=prefix, MaxKeys=1)
+            body = json.dumps({**document, "payload": json.dumps(event)})
+            s3.put_object(
+                Bucket=name, Key=object_key, Body=body.encode(), ContentType="application/json"
+            )
+            if self._on_stored is not None:
+                self._on_stored(name, object_key)
         else:
             raise ValueError(f"unsupported on-failure destination {self.arn}")
+
+
+def failure_object_key(mapping_uuid: str, shard_id: str, moment: datetime) -> str:
+    """``aws/lambda/<mapping UUID>/<shard>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<random UUID>``."""
+    utc = moment.astimezone(UTC)
+    return (
+        f"aws/lambda/{mapping_uuid}/{shard_id}/{utc:%Y/%m/%d}/"
+        f"{utc:%Y-%m-%dT%H.%M.%S}-{uuid.uuid4()}"
+    )
 
 
 def kinesis_event(
@@ -382,6 +420,7 @@ class ShardPoller:
     def _send_to_destination(
         self, records: list[dict[str, Any]], condition: str, batch: _Batch
     ) -> None:
+        now = datetime.now(UTC)
         document = {
             "requestContext": {
                 "requestId": f"local-{self.shard_id}-{records[0]['SequenceNumber']}",
@@ -395,9 +434,7 @@ class ShardPoller:
                 "functionError": batch.last_error or "",
             },
             "version": "1.0",
-            "timestamp": datetime.now(UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "timestamp": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "KinesisBatchInfo": {
                 "shardId": self.shard_id,
                 "startSequenceNumber": records[0]["SequenceNumber"],
@@ -409,7 +446,9 @@ class ShardPoller:
             },
         }
         if self.destination is not None:
-            self.destination.send(document)
+            event = kinesis_event(records, self.mapping, self.shard_id, self.region)
+            key = failure_object_key(self.mapping.uuid, self.shard_id, now)
+            self.destination.send(document, event, key)
         else:
             logger.error(
                 "discarding %d records with no on-failure destination: %s", len(records), document

@@ -36,7 +36,7 @@ SAM_EVENT_POLICIES = {
 """Managed policies SAM attaches to a function's generated role for these event sources."""
 
 _DESTINATION_ACTIONS = {"SQS": "sqs:SendMessage", "SNS": "sns:Publish"}
-"""What SAM grants a generated role for an event source's on-failure destination of each type."""
+"""What SAM grants a generated role for an event source's on-failure queue or topic."""
 
 
 @dataclass(frozen=True)
@@ -268,10 +268,9 @@ def _sam_function_role(template: Template, function: Resource) -> RolePolicies:
         if event.get("Type") in SAM_EVENT_POLICIES:
             documents.append(_managed(SAM_EVENT_POLICIES[event["Type"]]))
         on_failure = event.get("Properties", {}).get("DestinationConfig", {}).get("OnFailure", {})
-        action = _DESTINATION_ACTIONS.get(on_failure.get("Type", ""))
-        if action and on_failure.get("Destination"):
-            statement = {"Effect": "Allow", "Action": action, "Resource": on_failure["Destination"]}
-            documents.append({"Version": "2012-10-17", "Statement": [statement]})
+        statements = _destination_statements(on_failure)
+        if statements:
+            documents.append({"Version": "2012-10-17", "Statement": statements})
     for policy in _as_list(properties.get("Policies", [])):
         if isinstance(policy, dict) and "Statement" in policy:
             documents.append({"Version": "2012-10-17", "Statement": policy["Statement"]})
@@ -284,6 +283,22 @@ def _sam_function_role(template: Template, function: Resource) -> RolePolicies:
             )
     logical_id = f"{function.logical_id}Role"
     return RolePolicies(template.arn(logical_id), logical_id, tuple(documents))
+
+
+def _destination_statements(on_failure: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What SAM grants a generated role for an event source's on-failure destination: the
+    queue's or topic's action, or for a bucket ``s3:PutObject`` on its objects and
+    ``s3:ListBucket`` on it."""
+    destination, kind = on_failure.get("Destination"), on_failure.get("Type", "")
+    if not destination:
+        return []
+    if kind == "S3":
+        return [
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"{destination}/*"},
+            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": destination},
+        ]
+    action = _DESTINATION_ACTIONS.get(kind)
+    return [{"Effect": "Allow", "Action": action, "Resource": destination}] if action else []
 
 
 def _managed(arn: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from clickstream_local.cfn import Resource, Template
 from clickstream_local.emf import MetricsTap
+from clickstream_local.faults import install_poison
 from clickstream_local.iam import function_role_arn
 
 
@@ -148,6 +149,8 @@ def _worker_main(
     os.environ.setdefault("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", str(function.memory_mb))
     try:
         handler = load_handler(function)
+        if function.layer_paths:
+            install_poison()  # test-only, when the environment names poison events
     except Exception as error:  # an import error is an init error of every invocation
         connection.send(("init_error", type(error).__name__, str(error)))
         return

@@ -115,7 +115,7 @@ class Provisioner:
         return results
 
     def register_stack(self) -> ProvisionedResource:
-        """Register a CloudFormation stack of the template's name, with the template's outputs.
+        """Register a CloudFormation stack of the template's name, parameters and outputs.
 
         The read side finds a deployed stack's physical ids in its outputs (``clickstream --stack
         NAME --endpoint-url URL``); this gives the emulator's CloudFormation the same stack, so
@@ -126,18 +126,24 @@ class Provisioner:
         body = {
             "AWSTemplateFormatVersion": "2010-09-09",
             "Description": f"Outputs of the local stack {self.template.stack_name}",
+            "Parameters": {name: {"Type": "String"} for name in self.template.parameters},
             "Resources": {"LocalStack": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
             "Outputs": {key: {"Value": value} for key, value in self.stack_outputs().items()},
         }
+        parameters = [
+            {"ParameterKey": name, "ParameterValue": value}
+            for name, value in self.template.parameters.items()
+        ]
         cloudformation = self.client("cloudformation")
         name = self.template.stack_name
+        arguments = {"StackName": name, "TemplateBody": json.dumps(body), "Parameters": parameters}
         try:
-            cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(body))
+            cloudformation.create_stack(**arguments)
             status = "registered"
         except ClientError as error:
             if error.response["Error"]["Code"] != "AlreadyExistsException":
                 raise
-            cloudformation.update_stack(StackName=name, TemplateBody=json.dumps(body))
+            cloudformation.update_stack(**arguments)
             status = "exists"
         return ProvisionedResource("Stack", "AWS::CloudFormation::Stack", name, status)
 

@@ -63,7 +63,11 @@ class StackServices:
         for mapping in kinesis_mappings(template, functions):
             role = mapping.function.role_arn
             destination = (
-                FailureDestination(mapping.on_failure_arn, lambda s, r=role: self._client(s, r))
+                FailureDestination(
+                    mapping.on_failure_arn,
+                    lambda s, r=role: self._client(s, r),
+                    on_stored=self.cloudwatch.object_stored,
+                )
                 if mapping.on_failure_arn
                 else None
             )

@@ -7,6 +7,8 @@ and threshold. The daemon measures:
 - ``AWS/Lambda IteratorAge``: now minus the arrival of the oldest record a poller has read and not
   finished, the maximum over the function's shards (0 when nothing is pending);
 - ``AWS/SQS ApproximateNumberOfMessagesVisible``: the queue's depth now;
+- ``AWS/S3 PutRequests`` of a bucket's request-metrics filter (``MetricsConfigurations``): one
+  per object the event-source runner writes under the filter's prefix (an on-failure record);
 - any other metric from datapoints: the handlers' EMF metrics, which the Lambda worker returns
   with each invocation, and Lambda's ``Errors`` (0 or 1 per invocation), with the alarm's
   statistic over its last period.
@@ -137,6 +139,25 @@ def glue_failure_rules(template: Template) -> list[GlueFailureRule]:
                 )
             )
     return rules
+
+
+@dataclass(frozen=True)
+class RequestMetricsFilter:
+    """One ``MetricsConfigurations`` entry of a bucket: S3 counts requests under ``prefix``."""
+
+    bucket: str
+    filter_id: str
+    prefix: str
+
+
+def request_metrics_filters(template: Template) -> list[RequestMetricsFilter]:
+    """Every bucket's request-metrics filters (by prefix; tag filters are not evaluated)."""
+    return [
+        RequestMetricsFilter(bucket.physical_id, str(config["Id"]), str(config.get("Prefix", "")))
+        for bucket in template.resources("AWS::S3::Bucket")
+        for config in bucket.properties.get("MetricsConfigurations", [])
+        if "TagFilters" not in config and "AccessPointArn" not in config
+    ]
 
 
 def function_services(template: Template) -> dict[str, str]:
@@ -386,6 +407,7 @@ class LocalCloudWatch:
     ) -> None:
         self.alarms = template_alarms(template)
         self.glue_rules = glue_failure_rules(template)
+        self.request_filters = request_metrics_filters(template)
         self.services = function_services(template)
         self.store = MetricStore(max((a.period_seconds for a in self.alarms), default=0) + 3600.0)
         self._sqs_factory = sqs
@@ -409,6 +431,16 @@ class LocalCloudWatch:
             self._clock(),
         )
         self.store.put(errors, function_name)
+
+    def object_stored(self, bucket: str, key: str) -> None:
+        """Count one ``AWS/S3 PutRequests`` in every request-metrics filter the object is in."""
+        for metrics_filter in self.request_filters:
+            if metrics_filter.bucket == bucket and key.startswith(metrics_filter.prefix):
+                dimensions = dimensions_of(
+                    {"BucketName": bucket, "FilterId": metrics_filter.filter_id}
+                )
+                point = Datapoint("AWS/S3", "PutRequests", dimensions, 1.0, self._clock())
+                self.store.put(point, bucket)
 
     def queue_depth(self, queue_name: str) -> float | None:
         """SQS ``ApproximateNumberOfMessages`` of the queue; None if it cannot be read."""

@@ -18,11 +18,12 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clickstream_local.aws import ADMIN, Credentials
-from clickstream_local.opensearch import cache_dir, java_home
+from clickstream_local.opensearch import cache_dir, java_home, move_into_place
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -64,26 +65,32 @@ def s3a_jars(hadoop_version: str | None = None, hive_version: str | None = None)
         mvn = shutil.which("mvn")
         if mvn is None:
             raise RuntimeError("Maven (mvn) is needed to fetch hadoop-aws from Maven Central")
-        staging = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        subprocess.run(
-            [
-                mvn,
-                "--batch-mode",
-                "--quiet",
-                "--file",
-                str(POM),
-                "dependency:copy-dependencies",
-                "-DincludeScope=runtime",
-                f"-Dhadoop.version={hadoop}",
-                f"-Dhive.version={hive}",
-                f"-DoutputDirectory={staging}",
-            ],
-            check=True,
-        )
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)
-        marker.touch()
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        # A staging folder of this process's own, renamed into place complete: two first runs
+        # at the same time cannot break each other's copy.
+        staging = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", dir=cache_dir()))
+        try:
+            subprocess.run(
+                [
+                    mvn,
+                    "--batch-mode",
+                    "--quiet",
+                    "--file",
+                    str(POM),
+                    "dependency:copy-dependencies",
+                    "-DincludeScope=runtime",
+                    f"-Dhadoop.version={hadoop}",
+                    f"-Dhive.version={hive}",
+                    f"-DoutputDirectory={staging}",
+                ],
+                check=True,
+            )
+            (staging / ".complete").touch()
+            if not marker.exists():
+                shutil.rmtree(folder, ignore_errors=True)  # an incomplete copy of an older run
+                move_into_place(staging, folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return sorted(folder.glob("*.jar"))
 
 

@@ -6,6 +6,9 @@ State lives under one folder, ``.local/`` at the repository root (``CLICKSTREAM_
 - ``logs/moto.log``, ``logs/daemon.log`` and ``logs/glue.log``: the servers' and Glue jobs' logs;
   ``logs/iam-audit.json``: every authorization decision of the local endpoint, saved by ``down``;
 - ``metastore/``: the Hive metastore (embedded Derby) the local Glue catalog lives in;
+- ``opensearch/data/``: the search node's indices, saved by ``down`` and restored by ``up``. The
+  node itself works in a folder of its own outside this one (``clickstream_local.opensearch``),
+  removed when the stack stops;
 - ``results/``: saved query results (``clickstream query``);
 - ``stacks/<region>/<name>/``: the DuckDB cache, results and report of a deployed stack the
   read commands read (``clickstream --stack NAME``); no other state is kept for it;
@@ -44,7 +47,13 @@ from clickstream_local.moto_server import (
     stop_process,
     wait_until_ready,
 )
-from clickstream_local.opensearch import start_opensearch
+from clickstream_local.opensearch import (
+    new_node_folder,
+    remove_node_folder,
+    restore_indices,
+    save_indices,
+    start_opensearch,
+)
 from clickstream_local.provision import ProvisionedResource, Provisioner
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +87,7 @@ class StackState:
     started_at: float = 0.0
     opensearch_pid: int | None = None
     opensearch_url: str | None = None
+    opensearch_folder: str | None = None
 
     def local_environment(self) -> dict[str, str]:
         """Function environment values that differ locally: the endpoints of local services.
@@ -116,6 +126,10 @@ class StackState:
         """Whether the template declares ``logical_id``."""
         return logical_id in self.template().document["Resources"]
 
+    def parameter(self, name: str) -> str:
+        """The template parameter's value in this stack (its override, else its default)."""
+        return self.template().parameters[name]
+
     def sql_folder(self) -> Path:
         """The ``sql/`` folder beside the template."""
         return Path(self.template_path).parent / "sql"
@@ -138,6 +152,7 @@ class LocalStack:
         self.state_file = self.home / "stack.json"
         self.logs = self.home / "logs"
         self.snapshot_dir = self.home / "s3"
+        self.search_snapshot_dir = self.home / "opensearch"
 
     # ------------------------------------------------------------------ state
     def load(self) -> StackState | None:
@@ -197,7 +212,10 @@ class LocalStack:
                 progress(f"restored {restored} lake objects from {self.snapshot_dir}")
             if template.resources("AWS::OpenSearchService::Domain"):
                 progress("starting OpenSearch (the first run fetches it from Maven Central)")
-                node = start_opensearch(self.home / "opensearch", self.logs / "opensearch.log")
+                folder = new_node_folder()
+                state.opensearch_folder = str(folder)
+                restore_indices(self.search_snapshot_dir, folder)
+                node = start_opensearch(self.logs / "opensearch.log", folder=folder)
                 state.opensearch_pid, state.opensearch_url = node.pid, node.url
                 for domain in template.resources("AWS::OpenSearchService::Domain"):
                     register_search_domain(
@@ -215,8 +233,8 @@ class LocalStack:
                 state.local_environment(),
                 state.opensearch_url,
             )
-        except Exception:
-            self._kill(state)
+        except BaseException:
+            self._kill(state, keep_indices=False)  # the saved indices stay as they were
             raise
         self.state_file.write_text(json.dumps(asdict(state), indent=2))
         return state, provisioned
@@ -314,9 +332,15 @@ class LocalStack:
         self.state_file.unlink(missing_ok=True)
         return True
 
-    def _kill(self, state: StackState) -> None:
+    def _kill(self, state: StackState, *, keep_indices: bool = True) -> None:
+        """Stop every process of ``state``; save the search node's indices, remove its folder."""
         for pid in state.pids():
             stop_process(pid, timeout=30)
+        if state.opensearch_folder is not None:
+            folder = Path(state.opensearch_folder)
+            if keep_indices:
+                save_indices(folder, self.search_snapshot_dir)
+            remove_node_folder(folder)
 
     def save_iam_audit(self, state: StackState) -> Path:
         """Write the endpoint's authorization decisions to ``logs/iam-audit.json``."""
@@ -326,12 +350,19 @@ class LocalStack:
 
     # ------------------------------------------------------------------ lake persistence
     def save_snapshot(self, state: StackState) -> int:
-        """Copy every template bucket's objects to ``s3/``; returns the object count."""
+        """Copy every template bucket's objects to ``s3/``; returns the object count.
+
+        A bucket the template declares but the stack lacks (the template gained it after ``up``)
+        holds nothing to copy.
+        """
         s3 = state.client("s3")
         staging = self.home / "s3.staging"
         shutil.rmtree(staging, ignore_errors=True)
         count = 0
+        existing = {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]}
         for bucket in _template_buckets(state.template()):
+            if bucket not in existing:
+                continue
             for key in _list_keys(s3, bucket):
                 target = staging / bucket / key
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,9 @@
 """Glue job: sessions from the stream layer to curated Parquet.
 
-- ``aggregated/`` (seed-compatible per-minute rows, CSV without a header) becomes
-  ``minute_sessions/`` with the task's column names, one row per ``sessionid`` (the revision with
-  the most events), partitioned by the hour of ``aggreg_time``;
+- ``aggregated/`` (seed-compatible per-minute rows, RFC 4180 CSV without a header, read exactly
+  as the sessionizer writes it) becomes ``minute_sessions/`` with the task's column names, one row
+  per ``sessionid`` (the revision with the most events), partitioned by the hour of
+  ``aggreg_time``;
 - ``sessions/`` (30-minute gap sessions, JSON lines) becomes ``gap_sessions/``, one row per
   ``session_id`` (the one with the most pages), partitioned by the hour of ``session_start``.
 

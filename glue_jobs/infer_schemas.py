@@ -5,7 +5,10 @@ header), infers both schemas with PySpark, renames positional columns (``_c0``/`
 the seed's names and the four folder levels (``partition_0..3``) to year/month/day/hour, narrows
 ``bigint`` to ``int`` where the sampled values fit, and creates the tables through Spark SQL:
 in the Glue Data Catalog on AWS (``--enable-glue-datacatalog``), in the Hive metastore locally.
-It prints the DDL. The partitions found in S3 are registered too (Athena also projects them).
+The CSV table reads through ``OpenCSVSerde`` as the template's ``aggregated`` table does, so its
+columns are declared ``string`` (the inferred types are kept in the column comments and the
+report). It prints the DDL. The partitions found in S3 are registered too (Athena also projects
+them).
 
 Arguments: ``--source_bucket``, ``--database``; optional ``--raw_prefix`` (``rawdata/``),
 ``--aggregated_prefix`` (``aggregated/``), ``--sample_objects`` (20), ``--raw_table``
@@ -16,7 +19,6 @@ two can be compared.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections.abc import Sequence
@@ -25,13 +27,16 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from clickstream.core.sessions import CSV_QUOTE
 from clickstream_glue.args import resolve_options
 from clickstream_glue.hive import add_partitions_sql, partition_values
 from clickstream_glue.inference import (
     CSV_SERDE,
+    CSV_SERDE_PROPERTIES,
     HOUR_PARTITIONS,
     JSON_SERDE,
     InferredTable,
+    csv_width,
     folder_partitions,
     hive_type,
     task_name,
@@ -69,7 +74,13 @@ def infer_table(
     if serde == JSON_SERDE:
         frame = spark.read.json(sample).drop("_corrupt_record")
     else:
-        frame = spark.read.option("inferSchema", "true").csv(regular_csv_lines(spark, sample))
+        frame = (
+            spark.read.option("inferSchema", "true")
+            .option("sep", CSV_SERDE_PROPERTIES["separatorChar"])
+            .option("quote", CSV_QUOTE)
+            .option("escape", CSV_QUOTE)
+            .csv(regular_csv_lines(spark, sample))
+        )
     renamed = frame.toDF(*(task_name(column) for column in frame.columns))
     columns = tuple(
         (column, hive_type(kind, _range(renamed, column, kind))) for column, kind in renamed.dtypes
@@ -86,13 +97,14 @@ def infer_table(
 def regular_csv_lines(spark: SparkSession, uris: list[str]) -> Any:
     """The sample's CSV lines with the most common number of fields (an RDD of strings).
 
-    A malformed row (say, three fields) would otherwise turn every column it touches into
-    ``string``; the jobs quarantine such rows, so inference leaves them out too.
+    A malformed row (say, three fields, or a line the sessionizer cannot write) would otherwise
+    turn every column it touches into ``string``; the jobs quarantine such rows, so inference
+    leaves them out too.
     """
     lines = spark.read.text(uris).rdd.map(lambda row: row[0])
-    widths = lines.map(lambda line: len(next(csv.reader([line]), []))).countByValue()
-    common = max(widths, key=lambda width: (widths[width], width))
-    return lines.filter(lambda line: len(next(csv.reader([line]), [])) == common)
+    widths = lines.map(csv_width).countByValue()
+    common = max(widths, key=lambda width: (width >= 0, widths[width], width))
+    return lines.filter(lambda line: csv_width(line) == common)
 
 
 def _range(frame: DataFrame, column: str, kind: str) -> tuple[int, int] | None:
@@ -104,8 +116,7 @@ def _range(frame: DataFrame, column: str, kind: str) -> tuple[int, int] | None:
 
 def register(spark: SparkSession, database: str, table: InferredTable, uris: list[str]) -> str:
     """Replace the table in the session's catalog, add its partitions; returns the DDL run."""
-    properties = {"field.delim": ","} if table.serde == CSV_SERDE else {}
-    ddl = table.ddl(database, properties)
+    ddl = table.ddl(database)
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     spark.sql(f"DROP TABLE IF EXISTS `{database}`.`{table.name}`")
     spark.sql(ddl)
@@ -134,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         ddl = register(job.spark, options["database"], table, uris)
         print(f"-- {name}: inferred from {min(sample, len(uris))} of {len(uris)} objects\n{ddl};\n")
         report["tables"][name] = {
-            "columns": dict(table.columns),
+            "columns": dict(table.declared_columns),
+            "inferred_types": dict(table.columns),
             "partitions": list(table.partitions),
         }
     print(json.dumps(report))

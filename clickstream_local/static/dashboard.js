@@ -358,8 +358,13 @@
         .sort((a, b) => b.value - a.value || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
         .forEach(function (row) {
           const line = element("tr");
-          line.append(element("td", {}, row.key),
-            element("td", { class: "num" }, numbers.format(row.value)));
+          const value = row.approximate
+            ? element("td", {
+              class: "num",
+              title: "Estimated: within " + (row.error_bound * 100).toFixed(1) + " % of the exact count",
+            }, "≈ " + numbers.format(row.value))
+            : element("td", { class: "num" }, numbers.format(row.value));
+          line.append(element("td", {}, row.key), value);
           table.tBodies[0].append(line);
         });
       nodes.push(table);

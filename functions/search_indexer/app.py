@@ -28,7 +28,7 @@ ports = search_indexer_ports(settings)
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcome = index_batch(
-        parse_lambda_records(event.get("Records", [])),
+        parse_lambda_records(event.get("Records", []), settings.max_clock_skew),
         ports,
         prefix=settings.index_prefix,
         max_docs=settings.bulk_max_docs,

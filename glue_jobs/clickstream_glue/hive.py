@@ -27,6 +27,17 @@ def partition_values(template: str, uris: Iterable[str]) -> list[Partition]:
     return [(values, folder) for folder, values in sorted(found.items())]
 
 
+def string_literal(text: str) -> str:
+    """``text`` as a single-quoted HiveQL string literal (Spark SQL, Hive and Athena DDL).
+
+    Quotes and backslashes are escaped, and control characters written as ``\\uXXXX``, so a
+    SerDe parameter such as U+0001 survives the statement.
+    """
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'")
+    escaped = re.sub(r"[\x00-\x1f\x7f]", lambda found: f"\\u{ord(found.group()):04x}", escaped)
+    return f"'{escaped}'"
+
+
 def add_partitions_sql(
     database: str, table: str, names: Sequence[str], partitions: Sequence[Partition]
 ) -> str:

@@ -1,4 +1,13 @@
-"""Pure parts of schema inference: crawler-style names to the task's names, types, and DDL."""
+"""Pure parts of schema inference: crawler-style names to the task's names, types, and DDL.
+
+The aggregated CSV is read through Hive's ``OpenCSVSerde`` with :data:`CSV_SERDE_PROPERTIES`, the
+SerDe the template's ``aggregated`` table names: double quotes enclose fields and a doubled quote
+is a quote, as the sessionizer writes them (:func:`clickstream.core.sessions.csv_line`). Its escape
+character is U+0001, a control character no field can hold: opencsv's default, the backslash,
+would drop every backslash of the data. The SerDe reads every column as ``string`` (in Hive and
+Spark; Athena converts a few types, but not ``YYYY-MM-DD HH:MM:SS`` timestamps), so a CSV table
+declares its columns ``string``, and Athena, Spark and DuckDB read the same values.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +15,26 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from clickstream.core.sessions import MINUTE_SESSION_COLUMNS
+from clickstream.core.events import InvalidEvent
+from clickstream.core.sessions import (
+    CSV_QUOTE,
+    CSV_SEPARATOR,
+    MINUTE_SESSION_COLUMNS,
+    parse_csv_line,
+)
+from clickstream_glue.hive import string_literal
 
 HOUR_PARTITIONS: tuple[str, ...] = ("year", "month", "day", "hour")
 """Names of the four folder levels ``YYYY/MM/DD/HH`` (a crawler calls them partition_0..3)."""
 
 JSON_SERDE = "org.apache.hive.hcatalog.data.JsonSerDe"
-CSV_SERDE = "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"
+CSV_SERDE = "org.apache.hadoop.hive.serde2.OpenCSVSerde"
+CSV_SERDE_PROPERTIES: Mapping[str, str] = {
+    "separatorChar": CSV_SEPARATOR,
+    "quoteChar": CSV_QUOTE,
+    "escapeChar": "\u0001",
+}
+"""The aggregated table's SerDe parameters, as ``template.yaml`` declares them."""
 INT32 = (-(2**31), 2**31 - 1)
 
 _POSITIONAL = re.compile(r"_?c(?:ol)?(\d+)")
@@ -39,6 +61,14 @@ def hive_type(spark_type: str, value_range: tuple[int, int] | None = None) -> st
     return spark_type
 
 
+def csv_width(line: str) -> int:
+    """The number of fields of a CSV line, or -1 for a line the sessionizer cannot write."""
+    try:
+        return len(parse_csv_line(line))
+    except InvalidEvent:
+        return -1
+
+
 def folder_partitions(prefix: str, keys: Sequence[str]) -> int:
     """How many folder levels lie between ``prefix`` and the objects (the same for all keys)."""
     depths = {key[len(prefix) :].count("/") for key in keys if key.startswith(prefix)}
@@ -58,18 +88,40 @@ class InferredTable:
     location: str
 
     @property
+    def declared_columns(self) -> tuple[tuple[str, str], ...]:
+        """The columns as the table declares them: all ``string`` for :data:`CSV_SERDE`."""
+        if self.serde == CSV_SERDE:
+            return tuple((name, "string") for name, _ in self.columns)
+        return self.columns
+
+    @property
+    def serde_properties(self) -> dict[str, str]:
+        """The SerDe's parameters: :data:`CSV_SERDE_PROPERTIES` for CSV, none for JSON."""
+        return dict(CSV_SERDE_PROPERTIES) if self.serde == CSV_SERDE else {}
+
+    @property
     def location_template(self) -> str:
         """``<location>${year}/${month}/${day}/${hour}/``."""
         return self.location + "".join(f"${{{name}}}/" for name in self.partitions)
 
-    def ddl(self, database: str, serde_properties: Mapping[str, str] | None = None) -> str:
-        """CREATE EXTERNAL TABLE with Athena partition projection over the hour folders."""
-        columns = ",\n  ".join(f"`{name}` {kind}" for name, kind in self.columns)
+    def ddl(self, database: str) -> str:
+        """CREATE EXTERNAL TABLE with Athena partition projection over the hour folders.
+
+        A column declared ``string`` where Spark inferred another type says so in its comment.
+        """
+        inferred = dict(self.columns)
+        columns = ",\n  ".join(
+            f"`{name}` {kind}"
+            + (f" COMMENT 'inferred {inferred[name]}'" if inferred[name] != kind else "")
+            for name, kind in self.declared_columns
+        )
         partitions = ", ".join(f"`{name}` string" for name in self.partitions)
-        properties = dict(serde_properties or {})
+        properties = self.serde_properties
         serde_clause = f"ROW FORMAT SERDE '{self.serde}'"
         if properties:
-            pairs = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(properties.items()))
+            pairs = ", ".join(
+                f"{string_literal(k)} = {string_literal(v)}" for k, v in sorted(properties.items())
+            )
             serde_clause += f" WITH SERDEPROPERTIES ({pairs})"
         table_properties = {
             "classification": "json" if self.serde == JSON_SERDE else "csv",

@@ -1,13 +1,13 @@
 """Pure parsers of the lake's text layers: each line becomes a typed row or an ``InvalidEvent``.
 
 Events use the domain's own :func:`clickstream.core.events.parse_event`, so the batch layer accepts
-exactly what the stream layer accepts. Timestamps become microseconds since the epoch (UTC);
-Spark turns them into real ``timestamp`` columns.
+exactly what the stream layer's parser accepts (the stream's clock-skew check needs each record's
+Kinesis arrival time, which raw lines do not carry). Timestamps become microseconds since the
+epoch (UTC); Spark turns them into real ``timestamp`` columns.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -15,8 +15,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from clickstream.core.events import DEVICES, InvalidEvent, parse_event, parse_timestamp
-from clickstream.core.sessions import MINUTE_SESSION_COLUMNS
+from clickstream.core.events import (
+    DEVICES,
+    InvalidEvent,
+    check_event_time,
+    parse_event,
+    parse_timestamp,
+)
+from clickstream.core.schema import INT32_MAX
+from clickstream.core.sessions import MINUTE_SESSION_COLUMNS, parse_csv_line
 
 Row = tuple[Any, ...]
 LineParser = Callable[[str], Row]
@@ -24,7 +31,8 @@ LineParser = Callable[[str], Row]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MINUTE_SECOND = re.compile(r"[0-5]\d:[0-5]\d", re.ASCII)
 _AGGREG_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:00", re.ASCII)
-_MAX_INT32 = 2**31 - 1
+_MAX_INT32 = INT32_MAX
+"""The lake's ``int`` columns are Parquet INT32 (:mod:`clickstream_glue.schemas`)."""
 
 
 def micros(moment: datetime) -> int:
@@ -34,10 +42,12 @@ def micros(moment: datetime) -> int:
 
 
 def event_row(line: str) -> Row:
-    """A raw JSON line as an :data:`EVENT_COLUMNS` row, the timestamp in epoch microseconds."""
+    """A raw JSON line as an :data:`~clickstream_glue.schemas.EVENT_SCHEMA` row.
+
+    The line is validated by the stream's own parser, whose bounds (``clickstream.core.schema``)
+    fit the lake's columns and partitions; the timestamp is in epoch microseconds.
+    """
     event = parse_event(line)
-    for name in ("custid", "touchproduct"):
-        _int32(name, getattr(event, name))
     return (
         event.event_id,
         event.custid,
@@ -50,8 +60,12 @@ def event_row(line: str) -> Row:
 
 
 def minute_session_row(line: str) -> Row:
-    """A seed-compatible CSV line (``aggregated/``) as a typed row; aggreg_time in microseconds."""
-    fields = next(csv.reader([line]), [])
+    """A seed-compatible CSV line (``aggregated/``) as a typed row; aggreg_time in microseconds.
+
+    The line is read exactly as the sessionizer writes it (:func:`parse_csv_line`): quoted
+    commas, doubled quotes, backslashes as they are; a line it could not have written is refused.
+    """
+    fields = parse_csv_line(line)
     if len(fields) != len(MINUTE_SESSION_COLUMNS):
         raise InvalidEvent(f"expected {len(MINUTE_SESSION_COLUMNS)} CSV columns, got {len(fields)}")
     sessionid, userid, device, aggreg_time, events, beginurl, endurl, begin, end, total = fields
@@ -132,17 +146,16 @@ def gap_session_row(line: str) -> Row:
 
 
 def _timestamp(name: str, text: str) -> datetime:
-    """:func:`parse_timestamp`, its reason naming the field ``name``."""
+    """:func:`parse_timestamp` within the event-time range, its reason naming the field ``name``.
+
+    Session times are event times (a minute's start, a session's first and last event), so they
+    lie in the range the stream accepts, and so in the curated tables' projected partitions.
+    """
     try:
-        return parse_timestamp(text)
+        moment = parse_timestamp(text)
     except InvalidEvent as error:
         raise InvalidEvent(error.reason.replace("trans_timestamp:", f"{name}:", 1)) from None
-
-
-def _int32(name: str, value: int) -> int:
-    if value > _MAX_INT32:
-        raise InvalidEvent(f"{name}: {value} does not fit the lake's int column")
-    return value
+    return check_event_time(moment, name)
 
 
 def _int_text(name: str, text: str, minimum: int, maximum: int) -> int:

@@ -40,10 +40,6 @@ NOT_CALLED_LOCALLY: dict[str, str] = {
     "kinesis:DescribeStreamConsumer": LAMBDA_SERVICE + " with GetRecords",
     "kinesis:DescribeStream": "the Lambda and Firehose pollers' stream checks on AWS",
     "kinesis:DescribeStreamSummary": "the Lambda and Firehose pollers' stream checks on AWS",
-    "sqs:SendMessage": (
-        "a batch that exhausts its retries; tests/integration/test_event_source_runner.py "
-        "sends one with the function's role"
-    ),
     "s3:GetBucketLocation": "Firehose's and Glue's bucket checks on AWS",
     "s3:ListBucketMultipartUploads": "Firehose's and Glue's multipart clean-up on AWS",
     "s3:AbortMultipartUpload": "multipart uploads, which local objects are too small for",
@@ -65,6 +61,11 @@ NOT_CALLED_LOCALLY: dict[str, str] = {
 
 FIREHOSE_ERRORS = "Firehose writes records it could not deliver under its error prefix"
 GLUE_CODE = "Glue loads the script and --extra-py-files; locally the code is the repository's"
+KEPT_BATCH = (
+    "a batch the mapping gives up on, kept in the failed-batch bucket with the function's role:"
+    " tests/e2e/test_poison_records.py keeps the window counter's and the sessionizer's,"
+    " tests/integration/test_event_source_runner.py one with a role SAM generates"
+)
 ROLE_GRANTS_NOT_CALLED_LOCALLY: dict[tuple[str, str, str], str] = {
     ("RawDeliveryRole", "s3:GetObject", ""): FIREHOSE_DESTINATION,
     ("RawDeliveryRole", "s3:ListBucket", ""): FIREHOSE_DESTINATION,
@@ -74,6 +75,11 @@ ROLE_GRANTS_NOT_CALLED_LOCALLY: dict[tuple[str, str, str], str] = {
     ("AggregatedDeliveryRole", "s3:PutObject", "/errors/"): FIREHOSE_ERRORS,
     ("GlueJobRole", "s3:GetObject", "/_glue/"): GLUE_CODE,
     ("GlueJobRole", "s3:GetObject", "samclisourcebucket"): GLUE_CODE,
+    **{
+        (role, action, part): KEPT_BATCH
+        for role in ("WindowCounterRole", "SessionizerRole", "SearchIndexerRole")
+        for action, part in (("s3:PutObject", "/aws/lambda/"), ("s3:ListBucket", "failed-batches"))
+    },
 }
 """Grants (role, action, a part of the resource) that only AWS's own services use, and why."""
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from clickstream_local.stack import LocalStack
 from tests.e2e.test_local_stack_cli import run
+from tests.factories import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -38,6 +39,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     run(folder, "local", "down", "--discard-lake", check=False)
 
 
+def raw_events_trigger(home: Path) -> dict[str, Any]:
+    """The raw events workflow's EVENT trigger, as the stack daemon reports it."""
+    status = LocalStack(home=home).services_status()
+    return next(t for t in status["glue_triggers"] if "raw-events" in t["name"])
+
+
 def test_new_raw_objects_are_curated_by_the_event_trigger(home: Path, tmp_path: Path) -> None:
     # GIVEN 300 generated events and a replay of 3 good events, one of them twice, and a bad line
     run(home, "generate", "--profile", "classic", "--count", "300", "--seed", "3")
@@ -61,16 +68,9 @@ def test_new_raw_objects_are_curated_by_the_event_trigger(home: Path, tmp_path: 
     run(home, "drain")
     # THEN the raw events workflow runs by itself and curates every distinct valid event
     state = LocalStack(home=home).running()
-    deadline = time.monotonic() + 300
-    raw_trigger: dict = {}
-    while time.monotonic() < deadline:
-        status = LocalStack(home=home).services_status()
-        raw_trigger = next(t for t in status["glue_triggers"] if "raw-events" in t["name"])
-        if raw_trigger["runs"] >= 1 and raw_trigger["pending"] == 0:
-            break
-        time.sleep(2)
-    assert raw_trigger["runs"] >= 1, raw_trigger
-    assert raw_trigger["last_error"] is None
+    wait_for(lambda: raw_events_trigger(home)["runs"] >= 1, timeout=300)
+    wait_for(lambda: raw_events_trigger(home)["pending"] == 0, timeout=300)
+    assert raw_events_trigger(home)["last_error"] is None
     curated = state.template().resource("CuratedBucket").physical_id
     ledger = state.client("s3").list_objects_v2(
         Bucket=curated, Prefix="_ledger/raw_to_curated_events/"

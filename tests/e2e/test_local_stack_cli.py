@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from clickstream_analytics.reconcile import lake_event_ids, stream_event_ids
+from clickstream.core.search_documents import INDEX_PATTERN
+from clickstream_analytics.reconcile import (
+    lake_event_ids,
+    search_document_count,
+    stream_event_ids,
+)
 from clickstream_local.provision import PROVISIONED_TYPES, Provisioner
 from clickstream_local.stack import LocalStack
 
@@ -42,6 +47,13 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     run(folder, "local", "up")
     yield folder
     run(folder, "local", "down", check=False)
+
+
+def search_documents(home: Path) -> int:
+    """Documents in the running stack's event indices, after a refresh."""
+    client = LocalStack(home=home).running().search_client()
+    client.indices.refresh(index=INDEX_PATTERN, ignore_unavailable=True, allow_no_indices=True)
+    return search_document_count(client, INDEX_PATTERN)
 
 
 def raw_layer(home: Path) -> tuple[int, int]:
@@ -123,6 +135,8 @@ def test_generate_replay_drain_reconcile_and_persist(home: Path, tmp_path: Path)
     assert sum(in_stream.values()) == 405
     objects, lines_in_raw = raw_layer(home)
     assert lines_in_raw == 405 and objects >= 1
+    documents = search_documents(home)
+    assert documents == 405
     # WHEN the stack is stopped and started again
     run(home, "local", "down")
     down_status = run(home, "local", "status", check=False)
@@ -131,8 +145,9 @@ def test_generate_replay_drain_reconcile_and_persist(home: Path, tmp_path: Path)
         "clickstream: error: the local stack is not running"
     )
     run(home, "local", "up")
-    # THEN the raw layer is still there, object for object
+    # THEN the raw layer is still there, object for object, and so is every search document
     assert raw_layer(home) == (objects, lines_in_raw)
+    assert search_documents(home) == documents
 
 
 def test_help_documents_every_command() -> None:

@@ -25,7 +25,7 @@ from clickstream_analytics.reconcile import (
     read_gap_sessions,
     read_minute_sessions,
     stream_accounting,
-    stream_data,
+    stream_records,
 )
 from clickstream_cli.traffic import FINALIZER, ReplayFile, invoke_function
 from clickstream_local.stack import LocalStack, StackState
@@ -167,8 +167,9 @@ def test_every_line_is_counted_late_or_quarantined(
     stream = state.template().resource("ClickstreamStream").physical_id
     table = state.template().resource("WindowStateTable").physical_id
     dynamodb = state.client("dynamodb")
-    records = stream_data(state.client("kinesis"), stream)
-    account = stream_accounting(records, s3, bucket, dynamodb, table)
+    records = stream_records(state.client("kinesis"), stream)
+    skew = timedelta(seconds=int(state.parameter("MaxClockSkewSeconds")))
+    account = stream_accounting(records, s3, bucket, dynamodb, table, skew)
     assert (account.records, account.quarantined, account.duplicates) == (
         counts.lines,
         len(counts.quarantined),

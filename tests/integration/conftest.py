@@ -27,9 +27,12 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def opensearch_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real OpenSearch node (Maven Central distribution, Java 17) on loopback for the run."""
-    folder = tmp_path_factory.mktemp("opensearch")
-    node = start_opensearch(folder / "node", folder / "opensearch.log")
+    """A real OpenSearch node (Maven Central distribution, Java 17) on loopback for the run.
+
+    The node works in a folder of its own outside pytest's (removed when it stops); only its
+    console log is kept here.
+    """
+    node = start_opensearch(tmp_path_factory.mktemp("opensearch") / "opensearch.log")
     yield node.url
     node.stop()
 

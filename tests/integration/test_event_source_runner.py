@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from clickstream_local.aws import local_client
+from clickstream.adapters.kept_batches import KeptBatch
+from clickstream_local.aws import iam_audit, local_client
 from clickstream_local.cfn import Template
 from clickstream_local.provision import Provisioner
 from clickstream_local.services import StackServices
@@ -24,9 +27,16 @@ pytestmark = pytest.mark.integration
 class ProbeStack:
     """The probe template provisioned on moto, with its runner started on demand."""
 
-    def __init__(self, endpoint: str, stack_name: str, probe_dir: Path, **parameters: str) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        stack_name: str,
+        probe_dir: Path,
+        template: str = "runner_template.yaml",
+        **parameters: str,
+    ) -> None:
         self.template = Template.load(
-            FIXTURES / "runner_template.yaml",
+            FIXTURES / template,
             stack_name=stack_name,
             parameter_overrides={"ProbeDir": str(probe_dir), **parameters},
         )
@@ -169,3 +179,55 @@ def test_records_put_later_are_delivered_and_reported_caught_up(probe: ProbeStac
     wait_for(lambda: probe.poller_status()["records_done"] == 3)
     wait_for(lambda: probe.poller_status()["caught_up_at"] > before)
     assert sorted(i for ids in probe.invocations() for i in ids) == [1, 2, 3]
+
+
+def test_an_s3_destination_keeps_the_batch_itself_with_the_functions_role(
+    moto_endpoint: str, stack_name: str, tmp_path: Path
+) -> None:
+    # GIVEN an S3 on-failure bucket, one retry, and a batch of three with a poison record
+    stack = ProbeStack(moto_endpoint, stack_name, tmp_path / "probe", "runner_s3_template.yaml")
+    sequence_numbers = stack.put([{"id": 1}, {"id": 2, "poison": True}, {"id": 3}])
+    bucket = stack.template.resource("FailedBatchBucket").physical_id
+    s3 = local_client("s3", moto_endpoint)
+    try:
+        # WHEN the runner gives up on it
+        services = stack.start()
+        wait_for(lambda: stack.poller_status()["records_to_destination"] == 3)
+    finally:
+        if stack.services is not None:
+            stack.services.stop()
+    # THEN one object is kept under AWS's key layout for the mapping and the shard
+    (poller,) = services.pollers
+    (key,) = [item["Key"] for item in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    layout = (
+        rf"aws/lambda/{poller.mapping.uuid}/{poller.shard_id}/\d{{4}}/\d{{2}}/\d{{2}}/"
+        r"\d{4}-\d{2}-\d{2}T\d{2}\.\d{2}\.\d{2}-[0-9a-f-]{36}"
+    )
+    assert re.fullmatch(layout, key), key
+    # AND it holds the invocation record with the batch's event as its payload
+    document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert document["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert document["requestContext"]["approximateInvokeCount"] == 2
+    assert document["requestContext"]["functionArn"] == poller.mapping.function.arn
+    info = document["KinesisBatchInfo"]
+    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (
+        sequence_numbers[0],
+        sequence_numbers[-1],
+        3,
+    )
+    kept = KeptBatch.from_document(key, document)
+    assert [r["kinesis"]["sequenceNumber"] for r in kept.records] == sequence_numbers
+    data = [json.loads(base64.b64decode(r["kinesis"]["data"])) for r in kept.records]
+    assert data == [{"id": 1}, {"id": 2, "poison": True}, {"id": 3}]
+    # AND the function's role (SAM's, for an S3 destination) listed the bucket and put the object
+    # (the audit counts objects by their first two folders)
+    role = stack.template.arn("ProbeFunctionRole")
+    decisions = {
+        (d["action"], d["resource"], d["decision"])
+        for d in iam_audit(moto_endpoint)["decisions"]
+        if d["role"] == role and d["action"].startswith("s3:")
+    }
+    assert decisions == {
+        ("s3:ListBucket", f"arn:aws:s3:::{bucket}", "allow"),
+        ("s3:PutObject", f"arn:aws:s3:::{bucket}/aws/lambda/*", "allow"),
+    }

@@ -11,14 +11,20 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from clickstream.core.events import Event, format_timestamp
-from clickstream.core.sessions import gap_sessions, minute_sessions
+from clickstream.core.events import Event, format_timestamp, parse_event
+from clickstream.core.sessions import (
+    MINUTE_SESSION_COLUMNS,
+    MinuteSession,
+    gap_sessions,
+    minute_sessions,
+)
 from clickstream_analytics.catalog import catalog_tables, sync_metastore
 from clickstream_analytics.duckdb_lake import (
     curated_parquet_tables,
@@ -31,6 +37,7 @@ from clickstream_local.cfn import Template
 from clickstream_local.glue_local import LocalGlueJob, run_in_session, template_jobs
 from clickstream_local.provision import Provisioner
 from tests.integration.conftest import ROOT, project_template
+from tests.support.text_values import HOSTILE_URLS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -120,6 +127,13 @@ class Lake:
         ):
             found.update({item["Key"]: item["ETag"] for item in page.get("Contents", [])})
         return found
+
+
+def serde_of(spark: Any, database: str, table: str) -> dict[str, str]:
+    """The SerDe library and storage properties of a metastore table, as Spark describes them."""
+    described = spark.sql(f"DESCRIBE TABLE EXTENDED `{database}`.`{table}`").collect()
+    wanted = ("Serde Library", "Storage Properties")
+    return {row["col_name"]: row["data_type"] for row in described if row["col_name"] in wanted}
 
 
 def curated_rows(spark: Any, uri: str) -> list[tuple[Any, ...]]:
@@ -269,7 +283,7 @@ def test_schema_inference_names_and_types(
         "url": "string",
     }
     # ... the CSV's positional columns carry the task's names, and the folders year..hour
-    assert report["inferred_aggregated"]["columns"] == {
+    assert report["inferred_aggregated"]["inferred_types"] == {
         "sessionid": "string",
         "userid": "int",
         "device": "string",
@@ -282,10 +296,20 @@ def test_schema_inference_names_and_types(
         "totaltime_sec": "int",
     }
     assert report["inferred_aggregated"]["partitions"] == ["year", "month", "day", "hour"]
-    # ... which are the columns and types the template declares for the catalog's tables
+    # ... declared as strings, as OpenCSVSerde reads them: the columns and types the template
+    # declares for the catalog's tables
     declared = {t.name: dict(t.columns) for t in catalog_tables(lake.glue, lake.database)}
+    assert report["inferred_aggregated"]["columns"] == dict.fromkeys(
+        MINUTE_SESSION_COLUMNS, "string"
+    )
     assert report["inferred_aggregated"]["columns"] == declared["aggregated"]
     assert report["inferred_rawdata"]["columns"] == declared["rawdata"]
+    # ... through the same SerDe, with the same parameters, as the catalog's aggregated table
+    sync_metastore(spark, lake.glue, lake.s3, lake.database)
+    serde = serde_of(spark, lake.database, "aggregated")
+    assert serde["Serde Library"] == "org.apache.hadoop.hive.serde2.OpenCSVSerde"
+    assert 'escapeChar=\x01, quoteChar=", separatorChar=,' in serde["Storage Properties"]
+    assert serde_of(spark, lake.database, "inferred_aggregated") == serde
     # ... and the registered tables read every line through HiveQL
     count = spark.sql(f"SELECT COUNT(*) FROM `{lake.database}`.inferred_rawdata").first()[0]
     assert count == len(events)
@@ -293,7 +317,7 @@ def test_schema_inference_names_and_types(
         f"SELECT sessionid, events FROM `{lake.database}`.inferred_aggregated WHERE hour = '16'"
     ).collect()
     assert sorted((r[0], r[1]) for r in rows) == sorted(
-        (m.sessionid, m.events) for m in minute_sessions(events)
+        (m.sessionid, str(m.events)) for m in minute_sessions(events)
     )
 
 
@@ -319,3 +343,97 @@ def test_each_sql_file_gives_the_same_rows_on_spark_and_duckdb(
     expected = sorted(touched.items(), key=lambda item: (-item[1], item[0]))[:10]
     top = run_spark(spark, lake.database, queries["top_products"])
     assert [(row[0], row[1]) for row in top.rows] == expected
+
+
+# ---------------------------------------------------------------------------- hostile values
+
+
+@dataclass
+class HostileLake:
+    """A stack whose aggregated layer holds rows with hostile urls, curated once."""
+
+    lake: Lake
+    sessions: list[MinuteSession]
+    report: dict[str, Any]
+
+    def expected(self) -> list[tuple[str, ...]]:
+        """Every row as the aggregated table's string columns, then its hour partition."""
+        rows = [tuple(str(value) for value in s.row()) for s in self.sessions]
+        return sorted((*row, "2026", "03", "07", "14") for row in rows)
+
+
+@pytest.fixture(scope="module")
+def hostile_lake(moto_endpoint: str) -> HostileLake:
+    """Valid events whose urls hold commas, quotes, backslashes and any unicode, sessionised.
+
+    Each customer's minute begins on one hostile url and ends on another, so both url columns
+    carry them; the aggregated object is written as the sessionizer writes it and curated.
+    """
+    lake = Lake(project_template(f"h{uuid.uuid4().hex[:8]}"), moto_endpoint)
+    events = [
+        Event(
+            event_id=str(uuid.UUID(int=9000 + 2 * index + step)),
+            custid=index + 1,
+            trafficfrom="google",
+            url=url,
+            device="app_tablet",
+            touchproduct=0,
+            trans_timestamp=START + timedelta(minutes=index % 50, seconds=5 + step),
+        )
+        for index in range(len(HOSTILE_URLS))
+        for step, url in enumerate((HOSTILE_URLS[index], HOSTILE_URLS[-1 - index]))
+    ]
+    # the stream's parser accepts every one of these events as it is
+    assert [parse_event(event.to_json_line()) for event in events] == events
+    sessions = minute_sessions(events)
+    body = "".join(session.to_csv_line() for session in sessions).encode("utf-8")
+    lake.put("aggregated/2026/03/07/14/hostile", body)
+    report = lake.run("AggregatedToCuratedSessionsJob")["tables"]["minute_sessions"]
+    return HostileLake(lake, sessions, report)
+
+
+def test_hostile_urls_read_intact_through_the_aggregated_table_on_spark_sql(
+    hostile_lake: HostileLake, spark: Any
+) -> None:
+    # GIVEN the catalog's tables in the Hive metastore, as the stack registers them
+    lake = hostile_lake.lake
+    sync_metastore(spark, lake.glue, lake.s3, lake.database)
+    # WHEN the raw aggregated table is read with Spark SQL (OpenCSVSerde)
+    rows = spark.sql(f"SELECT * FROM `{lake.database}`.`aggregated`").collect()
+    # THEN every column holds exactly the string the sessionizer wrote
+    assert sorted(tuple(row) for row in rows) == hostile_lake.expected()
+
+
+def test_hostile_urls_read_intact_through_the_aggregated_table_on_duckdb(
+    hostile_lake: HostileLake, tmp_path: Path
+) -> None:
+    # GIVEN the catalog's aggregated table mirrored for DuckDB
+    lake = hostile_lake.lake
+    tables = [t for t in catalog_tables(lake.glue, lake.database) if t.name == "aggregated"]
+    duck = duckdb_connection(tables, download_tables(lake.s3, tables, tmp_path))
+    # WHEN its view is read THEN every column holds exactly the string the sessionizer wrote
+    rows = duck.execute('SELECT * FROM "aggregated"').fetchall()
+    assert sorted(rows) == hostile_lake.expected()
+
+
+def test_hostile_urls_reach_curated_sessions_intact(
+    hostile_lake: HostileLake, spark: Any, tmp_path: Path
+) -> None:
+    # GIVEN the aggregated object curated by the sessions job, nothing quarantined
+    lake = hostile_lake.lake
+    assert (hostile_lake.report["quarantined"], hostile_lake.report["rows_added"]) == (
+        0,
+        len(hostile_lake.sessions),
+    )
+    expected = sorted((s.sessionid, s.beginurl, s.endurl) for s in hostile_lake.sessions)
+    statement = "SELECT sessionid, beginurl, endurl FROM curated_sessions"
+    # WHEN curated_sessions is read with Spark SQL over the metastore
+    sync_metastore(spark, lake.glue, lake.s3, lake.database)
+    on_spark = spark.sql(statement.replace("FROM ", f"FROM `{lake.database}`.")).collect()
+    # ... and with DuckDB over the curated Parquet
+    tables = curated_parquet_tables(catalog_tables(lake.glue, lake.database))
+    duck = duckdb_connection(tables, download_tables(lake.s3, tables, tmp_path))
+    on_duckdb = duck.execute(statement).fetchall()
+    # THEN both hold every url exactly as the events carried it
+    assert sorted(tuple(row) for row in on_spark) == expected
+    assert sorted(on_duckdb) == expected

@@ -146,7 +146,7 @@ def test_duplicates_and_redeliveries_index_one_document_per_event_in_daily_indic
 
     # WHEN the batch is indexed, then redelivered whole with one more event
     first = index_batch(first_batch, index, quarantine.sink(), prefix=prefix)
-    late = events_from("2026-03-08T12:00:00", 1)
+    late = events_from("2026-03-08T00:00:04", 1)
     second = index_batch(
         [*first_batch, record_of(late[0])], index, quarantine.sink(), prefix=prefix
     )
@@ -199,7 +199,7 @@ def test_mapping_errors_are_quarantined_and_the_rest_of_the_batch_is_indexed(
     )
     # AND a batch with 3 events on 2026-03-07, 2 on 2026-03-08 and an invalid record
     good = events_from("2026-03-07T10:00:00", 3)
-    conflicting = events_from("2026-03-08T10:00:00", 2)
+    conflicting = events_from("2026-03-08T00:00:00", 2)
     records = [record_of(good[0]), record_of(conflicting[0]), lambda_record(b'{"event_id": "x"}')]
     records += [record_of(good[1]), record_of(conflicting[1]), record_of(good[2])]
 
@@ -251,7 +251,7 @@ def test_sigv4_signed_requests_are_accepted(
 
 @pytest.fixture
 def own_node() -> Iterator[list[Any]]:
-    """Nodes this test starts (and may stop), on its own data folder; stopped at the end."""
+    """Nodes this test starts (and may stop), each in its own folder; stopped at the end."""
     nodes: list[Any] = []
     yield nodes
     for node in nodes:
@@ -263,8 +263,8 @@ def test_opensearch_down_mid_run_loses_nothing(
     tmp_path: Path, own_node: list[Any], prefix: str, quarantine: Quarantine
 ) -> None:
     # GIVEN its own OpenSearch node and a first batch indexed
-    data_dir, log = tmp_path / "node", tmp_path / "opensearch.log"
-    own_node.append(node := start_opensearch(data_dir, log))
+    log = tmp_path / "opensearch.log"
+    own_node.append(node := start_opensearch(log))
     index = search_index(node.url, prefix)
     before = events_from("2026-03-07T10:00:00", 5)
     first = index_batch([record_of(e) for e in before], index, quarantine.sink(), prefix=prefix)
@@ -272,7 +272,7 @@ def test_opensearch_down_mid_run_loses_nothing(
     assert count(node.url, prefix) == 5
 
     # WHEN the node stops and a batch of 4 new events and 1 redelivered one arrives
-    node.stop()
+    node.stop(keep_folder=True)
     own_node.remove(node)
     during = events_from("2026-03-07T11:00:00", 4)
     batch = [record_of(e) for e in during] + [record_of(before[0])]
@@ -286,9 +286,7 @@ def test_opensearch_down_mid_run_loses_nothing(
     assert quarantine.objects() == {}
 
     # WHEN a node restarts on the same data and port, and exactly the failed records are retried
-    own_node.append(
-        restarted := start_opensearch(data_dir, log, port=int(node.url.rsplit(":")[-1]))
-    )
+    own_node.append(restarted := start_opensearch(log, folder=node.folder, port=node.port))
     failed = set(outcome.failed_sequence_numbers)
     retry = index_batch(
         [r for r in batch if sequence_of(r) in failed], index, quarantine.sink(), prefix=prefix

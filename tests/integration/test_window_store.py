@@ -98,7 +98,9 @@ def run(stack: Stack, batch: list[ParsedRecord], shard_id: str = "shardId-0") ->
         quarantine=MemoryQuarantine(),
         shards=FixedShards([shard_id]),
     )
-    return run_batch(batch, shard_id, CONSUMER, ports, allowed_lateness=LATENESS, now=NOW)
+    commit = run_batch(batch, shard_id, CONSUMER, ports, allowed_lateness=LATENESS, now=NOW)
+    assert commit.failure is None, commit.failure
+    return commit.result
 
 
 def snapshot(stack: Stack) -> list[dict[str, Any]]:

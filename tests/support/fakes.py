@@ -1,9 +1,10 @@
 """In-memory fakes of the domain's ports: checkpoints, state, results, sinks, quarantine, shards.
 
 They keep the contracts of the DynamoDB, Firehose and S3 adapters (version-checked checkpoints,
-set unions for window partials, states with a close-time index, result rows kept when a stored
-one has a higher state version, gap sessions and quarantined records keyed like their S3
-objects) without any I/O. Unit tests and the benchmarks' in-process baselines use them.
+set unions for window partials, folded into sketches past the exact-set limit, states with a
+close-time index, result rows kept when a stored one has a higher state version, gap sessions
+and quarantined records keyed like their S3 objects) without any I/O. Unit tests and the
+benchmarks' in-process baselines use them.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from clickstream.core.records import RejectedRecord, quarantine_key
 from clickstream.core.session_state import KeyChange, KeyState
 from clickstream.core.sessions import GapSession, MinuteSession, SessionKey
 from clickstream.core.window_counting import (
+    DEFAULT_EXACT_SET_LIMIT,
     ResultRow,
     ShardBatchResult,
     WindowPartial,
     WindowValue,
+    add_delta,
     merge_partials,
 )
 from clickstream.core.windows import to_micros
@@ -60,10 +63,16 @@ class MemoryCheckpoints(CheckpointStore):
 
 
 class MemoryWindowState(WindowStateStore):
-    """Window partials as sets, unioned like DynamoDB's ``ADD``, committed with the checkpoint."""
+    """Window partials as sets, unioned like DynamoDB's ``ADD``, committed with the checkpoint.
 
-    def __init__(self, checkpoints: MemoryCheckpoints) -> None:
+    A set that would pass ``exact_limit`` is folded into its sketch, as the adapter does.
+    """
+
+    def __init__(
+        self, checkpoints: MemoryCheckpoints, exact_limit: int = DEFAULT_EXACT_SET_LIMIT
+    ) -> None:
         self.checkpoints = checkpoints
+        self.exact_limit = exact_limit
         self.partials: dict[str, dict[str, WindowPartial]] = defaultdict(dict)
 
     def apply(self, result: ShardBatchResult) -> None:
@@ -74,13 +83,7 @@ class MemoryWindowState(WindowStateStore):
             window = self.partials[window_pk(key.metric, key.size_seconds, key.window_start)]
             sort_key = window_sk(key.key, shard_id)
             old = window.get(sort_key, WindowPartial(key.key, shard_id))
-            window[sort_key] = WindowPartial(
-                key.key,
-                shard_id,
-                old.members | delta.members,
-                old.events | delta.events,
-                old.late | delta.late,
-            )
+            window[sort_key] = add_delta(old, delta, self.exact_limit)
 
     def read_window(
         self, metric: str, size_seconds: int, window_start: datetime

@@ -82,9 +82,13 @@ _sequence = iter(range(10**6))
 
 
 def lambda_record(
-    data: bytes | str, *, sequence_number: str | None = None, encode: bool = True
+    data: bytes | str,
+    *,
+    sequence_number: str | None = None,
+    encode: bool = True,
+    arrival: datetime = ARRIVAL,
 ) -> dict[str, Any]:
-    """A record as Lambda delivers it from Kinesis."""
+    """A record as Lambda delivers it from Kinesis, arrived at ``arrival``."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
     sequence_number = sequence_number or f"4967{next(_sequence):020d}"
     return {
@@ -93,7 +97,7 @@ def lambda_record(
             "partitionKey": "1",
             "sequenceNumber": sequence_number,
             "data": base64.b64encode(raw).decode("ascii") if encode else data,
-            "approximateArrivalTimestamp": ARRIVAL.timestamp(),
+            "approximateArrivalTimestamp": arrival.timestamp(),
         },
         "eventSource": "aws:kinesis",
         "eventID": f"{SHARD}:{sequence_number}",

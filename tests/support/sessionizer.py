@@ -99,6 +99,11 @@ class Pipeline:
     def batch(self, records: Sequence[ParsedRecord]) -> SessionizerOutcome:
         return run_batch(records, SHARD, CONSUMER, self.ports(), self.config(), now=NOW)
 
+    def redrive(self, records: Sequence[ParsedRecord]) -> SessionizerOutcome:
+        """Apply records kept in the on-failure bucket (a redrive)."""
+        ports, config = self.ports(), self.config()
+        return run_batch(records, SHARD, CONSUMER, ports, config, now=NOW, redrive=True)
+
     def close_all(self) -> SessionizerOutcome:
         return close_all(SHARD, CONSUMER, self.ports(), self.config())
 

@@ -6,11 +6,22 @@ import datetime as dt
 import decimal
 from pathlib import Path
 
-from clickstream_analytics.catalog import CatalogTable, create_table_sql
+from clickstream.core.sessions import minute_sessions
+from clickstream_analytics.catalog import CatalogTable, create_table_sql, split_location
+from clickstream_analytics.duckdb_lake import duckdb_connection
 from clickstream_analytics.queries import QueryResult, statement
-from clickstream_glue.hive import add_partitions_sql, partition_values
-from clickstream_glue.inference import InferredTable, folder_partitions, hive_type, task_name
+from clickstream_glue.hive import add_partitions_sql, partition_values, string_literal
+from clickstream_glue.inference import (
+    CSV_SERDE,
+    CSV_SERDE_PROPERTIES,
+    InferredTable,
+    folder_partitions,
+    hive_type,
+    task_name,
+)
 from clickstream_local.cfn import Template
+from tests.factories import at, make_event
+from tests.support.text_values import HOSTILE_URLS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,13 +54,17 @@ def test_text_tables_keep_their_serde_and_json_uses_the_hcatalog_one() -> None:
     # GIVEN the raw JSON and aggregated CSV tables
     tables = template_tables()
     raw, aggregated = tables["rawdata"], tables["aggregated"]
-    # THEN JSON reads through the HCatalog SerDe, CSV through LazySimpleSerDe with its delimiter
+    # THEN JSON reads through the HCatalog SerDe, CSV through OpenCSVSerde with its parameters,
+    # the escape character U+0001 written as an escape HiveQL reads back
     assert "ROW FORMAT SERDE 'org.apache.hive.hcatalog.data.JsonSerDe'" in create_table_sql(
         raw, "d"
     )
     csv_ddl = create_table_sql(aggregated, "d")
-    assert "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe'" in csv_ddl
-    assert "'field.delim' = ','" in csv_ddl
+    assert (
+        "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.OpenCSVSerde' WITH SERDEPROPERTIES"
+        " ('escapeChar' = '\\u0001', 'quoteChar' = '\"', 'separatorChar' = ',')"
+        " STORED AS TEXTFILE" in csv_ddl
+    )
     # ... and their partitions are plain folders, found from the location template
     assert not raw.hive_style and not aggregated.hive_style
 
@@ -107,13 +122,68 @@ def test_inferred_ddl_carries_partition_projection_for_athena() -> None:
         "S",
         "s3://b/aggregated/",
     )
-    ddl = table.ddl("d", {"field.delim": ","})
+    ddl = table.ddl("d")
     # THEN its DDL projects the folders, so Athena needs no crawler
     assert "PARTITIONED BY (`year` string, `month` string, `day` string, `hour` string)" in ddl
     assert "'projection.enabled' = 'true'" in ddl and "'projection.hour.digits' = '2'" in ddl
     assert (
         "'storage.location.template' = 's3://b/aggregated/${year}/${month}/${day}/${hour}/'" in ddl
     )
+
+
+def test_inferred_csv_table_has_the_template_serde_and_string_columns() -> None:
+    # GIVEN an aggregated table as Spark infers it (ints and a timestamp)
+    inferred = InferredTable(
+        "inferred_aggregated",
+        (("sessionid", "string"), ("userid", "int"), ("aggreg_time", "timestamp")),
+        ("year",),
+        CSV_SERDE,
+        "s3://b/aggregated/",
+    )
+    aggregated = template_tables()["aggregated"]
+    # THEN it reads through the template's SerDe with the template's parameters
+    assert aggregated.serde == inferred.serde == "org.apache.hadoop.hive.serde2.OpenCSVSerde"
+    assert aggregated.serde_parameters == inferred.serde_properties == CSV_SERDE_PROPERTIES
+    assert CSV_SERDE_PROPERTIES["escapeChar"] == "\u0001"
+    # ... and declares every column a string, as the template does, the inferred type commented
+    assert {kind for _, kind in aggregated.columns} == {"string"}
+    assert inferred.declared_columns == (
+        ("sessionid", "string"),
+        ("userid", "string"),
+        ("aggreg_time", "string"),
+    )
+    ddl = inferred.ddl("d")
+    assert "`userid` string COMMENT 'inferred int',\n" in ddl
+    assert "`sessionid` string,\n" in ddl
+    assert "WITH SERDEPROPERTIES ('escapeChar' = '\\u0001', 'quoteChar' = '\"'," in ddl
+
+
+def test_hive_string_literals_escape_quotes_backslashes_and_control_characters() -> None:
+    assert string_literal("plain") == "'plain'"
+    assert string_literal("it's a \\ and \x01") == "'it\\'s a \\\\ and \\u0001'"
+
+
+def test_duckdb_reads_the_aggregated_csv_values_exactly(tmp_path: Path) -> None:
+    # GIVEN per-minute lines with hostile urls in an hour folder of the aggregated table
+    aggregated = template_tables()["aggregated"]
+    bucket, prefix = split_location(aggregated.location)
+    sessions = [
+        session
+        for index, url in enumerate(HOSTILE_URLS)
+        for session in minute_sessions(
+            [make_event(at("2026-03-07T14:04:05"), custid=index + 1, url=url)]
+        )
+    ]
+    hour = tmp_path / bucket / prefix / "2026" / "03" / "07" / "14"
+    hour.mkdir(parents=True)
+    (hour / "minutes").write_text("".join(s.to_csv_line() for s in sessions), encoding="utf-8")
+    # WHEN the table's DuckDB view is read
+    duck = duckdb_connection([aggregated], {"aggregated": tmp_path / bucket / prefix})
+    rows = duck.execute('SELECT * FROM "aggregated" ORDER BY CAST(userid AS INTEGER)').fetchall()
+    # THEN every column reads back as the string written, partitions from the folder
+    assert rows == [
+        (*(str(value) for value in s.row()), "2026", "03", "07", "14") for s in sessions
+    ]
 
 
 def test_query_results_compare_equal_across_engines_value_types() -> None:

@@ -298,6 +298,8 @@ def test_windows_rows_are_returned_once_a_source_provides_them() -> None:
             "key": "beer_cart",
             "value": 3,
             "final": True,
+            "approximate": False,
+            "error_bound": 0.0,
         }
     ]
 

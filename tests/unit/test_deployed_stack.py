@@ -24,10 +24,17 @@ def validation_error(message: str, operation: str) -> ClientError:
 class FakeCloudFormation:
     """Answers DescribeStacks and DescribeStackResources for one stack; counts the calls."""
 
-    def __init__(self, name: str, outputs: dict[str, str], resources: dict[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        outputs: dict[str, str],
+        resources: dict[str, str],
+        parameters: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.outputs = outputs
         self.resources = resources
+        self.parameters = parameters or {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def describe_stacks(self, **arguments: Any) -> dict[str, Any]:
@@ -37,7 +44,11 @@ class FakeCloudFormation:
                 f"Stack with id {arguments['StackName']} does not exist", "DescribeStacks"
             )
         outputs = [{"OutputKey": key, "OutputValue": value} for key, value in self.outputs.items()]
-        return {"Stacks": [{"StackName": self.name, "Outputs": outputs}]}
+        parameters = [
+            {"ParameterKey": key, "ParameterValue": value} for key, value in self.parameters.items()
+        ]
+        stack = {"StackName": self.name, "Outputs": outputs, "Parameters": parameters}
+        return {"Stacks": [stack]}
 
     def describe_stack_resources(self, **arguments: Any) -> dict[str, Any]:
         self.calls.append(("DescribeStackResources", arguments))
@@ -70,8 +81,10 @@ class FakeSession:
         return None
 
 
-def deployed(outputs: dict[str, str], resources: dict[str, str]) -> DeployedStack:
-    fake = FakeCloudFormation("shop", outputs, resources)
+def deployed(
+    outputs: dict[str, str], resources: dict[str, str], parameters: dict[str, str] | None = None
+) -> DeployedStack:
+    fake = FakeCloudFormation("shop", outputs, resources, parameters)
     return DeployedStack("shop", FakeSession(fake), ROOT / "sql", "http://127.0.0.1:5000")
 
 
@@ -92,6 +105,20 @@ def test_physical_ids_come_from_the_outputs_with_one_describe_stacks() -> None:
     assert stack.physical_id("AnalyticsWorkGroup") == "wg"
     fake = stack.session.cloudformation
     assert [name for name, _ in fake.calls] == ["DescribeStacks"]
+
+
+def test_parameters_come_from_the_same_describe_stacks_as_the_outputs() -> None:
+    # GIVEN a stack deployed with a clock skew of 120 s
+    stack = deployed({"RawBucketName": "shop-raw"}, {}, {"MaxClockSkewSeconds": "120"})
+    # WHEN the read side asks for the parameter and an output
+    skew = stack.parameter("MaxClockSkewSeconds")
+    bucket = stack.physical_id("RawBucket")
+    # THEN both come from one DescribeStacks call
+    assert (skew, bucket) == ("120", "shop-raw")
+    assert [name for name, _ in stack.session.cloudformation.calls] == ["DescribeStacks"]
+    # AND a parameter the stack does not have is a one-line error
+    with pytest.raises(AnalyticsError, match="has no parameter Missing"):
+        stack.parameter("Missing")
 
 
 def test_a_resource_without_an_output_is_found_by_its_logical_id() -> None:

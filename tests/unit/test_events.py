@@ -14,6 +14,7 @@ from clickstream.core.events import (
     MAX_TEXT_LENGTH,
     Event,
     InvalidEvent,
+    check_event_time,
     event_from_dict,
     format_timestamp,
     parse_event,
@@ -146,7 +147,8 @@ def test_text_fields_at_the_length_limit_are_accepted() -> None:
         ("2026-03-07T14:04:56", "2026-03-07T14:04:56.000000"),
         ("2026-03-07T14:04:56+00:00", "2026-03-07T14:04:56.000000"),
         ("2024-02-29T00:00:00", "2024-02-29T00:00:00.000000"),
-        ("0999-01-02T03:04:05.000006", "0999-01-02T03:04:05.000006"),
+        ("2020-01-01T00:00:00Z", "2020-01-01T00:00:00.000000"),
+        ("2099-12-31T23:59:59.999999", "2099-12-31T23:59:59.999999"),
     ],
     ids=[
         "naive-6-digits",
@@ -157,7 +159,8 @@ def test_text_fields_at_the_length_limit_are_accepted() -> None:
         "no-fraction",
         "no-fraction-offset",
         "leap-day",
-        "year-below-1000",
+        "first-supported-microsecond",
+        "last-supported-microsecond",
     ],
 )
 def test_accepted_timestamps_are_normalised_to_six_digits(text: str, expected: str) -> None:
@@ -168,6 +171,48 @@ def test_accepted_timestamps_are_normalised_to_six_digits(text: str, expected: s
     assert event.trans_timestamp.tzinfo is UTC
     assert json.loads(event.to_json_line())["trans_timestamp"] == expected
     assert parse_event(event.to_json_line()) == event
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2019-12-31T23:59:59.999999",
+        "2100-01-01T00:00:00",
+        "1970-01-01T00:00:00",
+        "9999-12-31T23:59:59.999999",
+        "0999-01-02T03:04:05.000006",
+        "0001-01-01T00:00:00",
+    ],
+    ids=[
+        "just-before",
+        "just-after",
+        "epoch",
+        "last-datetime",
+        "year-below-1000",
+        "first-datetime",
+    ],
+)
+def test_times_outside_the_supported_range_are_rejected(text: str) -> None:
+    # GIVEN a real UTC time outside the years the curated tables' partitions cover
+    # WHEN the record is parsed
+    reason = reason_of(record(trans_timestamp=text))
+    # THEN the reason gives the time and the supported range
+    moment = format_timestamp(parse_timestamp(text))
+    assert reason == (
+        f"trans_timestamp: {moment} is outside the supported range "
+        "2020-01-01T00:00:00.000000 to 2099-12-31T23:59:59.999999"
+    )
+
+
+def test_the_range_check_names_the_field_it_is_given() -> None:
+    # GIVEN a time before the range, for another field than trans_timestamp
+    # WHEN it is checked
+    with pytest.raises(InvalidEvent) as caught:
+        check_event_time(datetime(2019, 1, 1, tzinfo=UTC), "start")
+    # THEN the reason names that field; a time inside is returned as it is
+    assert caught.value.reason.startswith("start: 2019-01-01T00:00:00.000000 is outside")
+    inside = datetime(2026, 3, 7, tzinfo=UTC)
+    assert check_event_time(inside, "start") is inside
 
 
 def test_format_timestamp_converts_aware_times_to_utc() -> None:
@@ -377,10 +422,19 @@ def test_wrong_types_are_rejected(changes: dict[str, Any], expected: str) -> Non
     [
         ({"custid": 0}, ["custid: 0 is out of range", "[1, "]),
         ({"custid": -5}, ["custid: -5 is out of range"]),
-        ({"custid": 2**63}, ["custid", "out of range", str(2**63 - 1)]),
+        ({"custid": 2**31}, ["custid: 2147483648 is out of range [1, 2147483647]"]),
+        ({"custid": 2**63}, ["custid", "out of range", "[1, 2147483647]"]),
         ({"touchproduct": -1}, ["touchproduct: -1 is out of range", "[0, "]),
+        ({"touchproduct": 2**31}, ["touchproduct: 2147483648 is out of range [0, 2147483647]"]),
     ],
-    ids=["custid-zero", "custid-negative", "custid-too-large", "touchproduct-negative"],
+    ids=[
+        "custid-zero",
+        "custid-negative",
+        "custid-over-int32",
+        "custid-over-int64",
+        "touchproduct-negative",
+        "touchproduct-over-int32",
+    ],
 )
 def test_out_of_range_integers_are_rejected(changes: dict[str, Any], words: list[str]) -> None:
     # GIVEN a record with an integer outside its range
@@ -389,6 +443,14 @@ def test_out_of_range_integers_are_rejected(changes: dict[str, Any], words: list
     # THEN the reason names the field, the value and the range
     for word in words:
         assert word in reason
+
+
+def test_integers_at_the_int32_limit_are_accepted() -> None:
+    # GIVEN the largest custid and product id the lake's int columns hold
+    # WHEN the record is parsed
+    event = parse_event(record(custid=2**31 - 1, touchproduct=2**31 - 1))
+    # THEN both are kept
+    assert (event.custid, event.touchproduct) == (2_147_483_647, 2_147_483_647)
 
 
 def test_touchproduct_zero_means_no_product() -> None:
@@ -418,6 +480,80 @@ def test_bad_text_is_rejected(changes: dict[str, Any], expected: str) -> None:
     # WHEN it is parsed
     # THEN the reason names the field and the problem
     assert reason_of(record(**changes)) == expected
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (
+            {"url": "beer_product\ndetail"},
+            "url: contains control character U+000A at position 12",
+        ),
+        (
+            {"trafficfrom": "\x00google"},
+            "trafficfrom: contains control character U+0000 at position 0",
+        ),
+        (
+            {"trafficfrom": "google\x1f"},
+            "trafficfrom: contains control character U+001F at position 6",
+        ),
+        ({"url": "beer\x7fcart"}, "url: contains control character U+007F at position 4"),
+        ({"url": "beer\tcart\r\n"}, "url: contains control character U+0009 at position 4"),
+        ({"device": "browser\r"}, "device: contains control character U+000D at position 7"),
+        (
+            {"event_id": EVENT_ID + "\x00"},
+            "event_id: contains control character U+0000 at position 36",
+        ),
+    ],
+    ids=[
+        "newline",
+        "nul-first",
+        "unit-separator",
+        "delete",
+        "first-of-several",
+        "device",
+        "event-id",
+    ],
+)
+def test_control_characters_are_rejected(changes: dict[str, Any], expected: str) -> None:
+    # GIVEN a text field holding a control character (U+0000-U+001F or U+007F)
+    # WHEN the record is parsed
+    # THEN the reason names the field, the code point and where it is (counted from 0)
+    assert reason_of(record(**changes)) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "beer,cart",
+        'say "cheers"',
+        "back\\slash",
+        "promoção_verão",
+        "ビール",
+        "\u0080\u009f\u00a0",
+        "line\u2028para\u2029",
+        "emoji 🍺",
+        "tab\\t as two characters",
+    ],
+    ids=[
+        "comma",
+        "quotes",
+        "backslash",
+        "accents",
+        "cjk",
+        "c1-and-nbsp",
+        "line-separators",
+        "emoji",
+        "escaped-tab",
+    ],
+)
+def test_any_other_text_is_kept_as_sent(text: str) -> None:
+    # GIVEN text with commas, quotes, backslashes or any non-control Unicode
+    # WHEN it is sent as the url and the source, and parsed
+    event = parse_event(record(url=text, trafficfrom=text))
+    # THEN it is kept exactly, and survives the JSON line
+    assert event.url == event.trafficfrom == text
+    assert parse_event(event.to_json_line()) == event
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from clickstream_glue.records import (
     minute_session_row,
 )
 from tests.factories import at, make_event
+from tests.support.text_values import HOSTILE_URLS
 
 EVENT_ID = "0b9a6b0e-3f6e-4d37-9a4c-1f2e3d4c5b6a"
 EVENT: dict[str, Any] = {
@@ -149,13 +151,23 @@ def test_event_custid_at_the_int32_limit_is_accepted() -> None:
         ),
         pytest.param(
             event_line(custid=2**31),
-            "custid: 2147483648 does not fit the lake's int column",
+            "custid: 2147483648 is out of range [1, 2147483647]",
             id="custid-above-int32",
         ),
         pytest.param(
             event_line(touchproduct=2**31),
-            "touchproduct: 2147483648 does not fit the lake's int column",
+            "touchproduct: 2147483648 is out of range [0, 2147483647]",
             id="touchproduct-above-int32",
+        ),
+        pytest.param(
+            event_line(url="beer\ncart"),
+            "url: contains control character U+000A at position 4",
+            id="control-character",
+        ),
+        pytest.param(
+            event_line(trans_timestamp="1970-01-01T00:00:00"),
+            "trans_timestamp: 1970-01-01T00:00:00.000000 is outside the supported range",
+            id="before-the-event-time-range",
         ),
         pytest.param("", "record is empty", id="empty-line"),
         pytest.param("   ", "record is empty", id="blank-line"),
@@ -210,6 +222,17 @@ def test_minute_session_url_with_a_comma_survives_csv_quoting() -> None:
     assert row[5:7] == ('beer,"special"', 'beer,"special"')
 
 
+def test_hostile_urls_are_read_back_exactly_from_their_csv_lines() -> None:
+    # GIVEN per-minute rows whose urls hold commas, quotes, backslashes and any unicode
+    for url in HOSTILE_URLS:
+        event = make_event(at("2026-03-07T14:04:05"), custid=9, url=url)
+        (session,) = minute_sessions([event])
+        # WHEN the job's parser reads the line the sessionizer writes
+        row = minute_session_row(session.to_csv_line().removesuffix("\n"))
+        # THEN both url columns hold the url exactly
+        assert row[5:7] == (url, url)
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
@@ -246,6 +269,15 @@ def test_minute_session_url_with_a_comma_survives_csv_quoting() -> None:
         ),
         pytest.param(minute_line(device="desktop"), "device: 'desktop' is not one of", id="device"),
         pytest.param(minute_line(sessionid=" "), "sessionid: must not be empty", id="sessionid"),
+        pytest.param(
+            minute_line(beginurl='beer"cart'),
+            "CSV: quote inside an unquoted field",
+            id="bare-quote",
+        ),
+        pytest.param(
+            minute_line(endurl='"beer_cart'), "CSV: quoted field opened at", id="unclosed-quote"
+        ),
+        pytest.param(minute_line(beginurl="beer\tcart"), "CSV: control character U+0009", id="tab"),
     ],
 )
 def test_bad_minute_session_lines_are_rejected_with_a_reason(line: str, expected: str) -> None:
@@ -376,3 +408,68 @@ def test_timestamp_reasons_name_their_own_field() -> None:
         minute_session_row(row)
     with pytest.raises(InvalidEvent, match=r"^end: "):
         gap_session_row(gap_line(end="yesterday"))
+
+
+# ---------------------------------------------------------------------------- event-time range
+
+FIRST_SUPPORTED = at("2020-01-01T00:00:00")
+LAST_SUPPORTED = at("2099-12-31T23:59:59.999999")
+
+
+@pytest.mark.parametrize("moment", [FIRST_SUPPORTED, LAST_SUPPORTED], ids=["first", "last"])
+def test_lines_at_the_edges_of_the_event_time_range_become_rows(moment: datetime) -> None:
+    # GIVEN an event at the first or last supported microsecond, with the largest int32 ids
+    event = replace(make_event(moment, custid=2**31 - 1), touchproduct=2**31 - 1)
+    (minute,) = minute_sessions([event])
+    (gap,) = gap_sessions([event])
+    # WHEN the lines the lake receives for it are parsed
+    event_columns = event_row(event.to_json_line().decode())
+    minute_columns = minute_session_row(minute.to_csv_line())
+    gap_columns = gap_session_row(json.dumps(gap.to_dict()))
+    # THEN none fails: the times are the event's (or its minute's), the ids are kept
+    assert event_columns[6] == micros(moment)
+    assert (event_columns[1], event_columns[5]) == (2**31 - 1, 2**31 - 1)
+    assert minute_columns[3] == micros(moment.replace(second=0, microsecond=0))
+    assert minute_columns[1] == gap_columns[1] == 2**31 - 1
+    assert (gap_columns[3], gap_columns[4]) == (micros(moment), micros(moment))
+
+
+@pytest.mark.parametrize(
+    ("parser", "line", "expected"),
+    [
+        pytest.param(
+            event_row,
+            event_line(trans_timestamp="2100-01-01T00:00:00"),
+            "trans_timestamp: 2100-01-01T00:00:00.000000 is outside the supported range",
+            id="event-after",
+        ),
+        pytest.param(
+            minute_session_row,
+            minute_line(aggreg_time="2019-12-31 23:59:00"),
+            "aggreg_time: 2019-12-31T23:59:00.000000 is outside the supported range",
+            id="minute-before",
+        ),
+        pytest.param(
+            gap_session_row,
+            gap_line(start="9999-12-31T23:59:59.999999", end="9999-12-31T23:59:59.999999"),
+            "start: 9999-12-31T23:59:59.999999 is outside the supported range",
+            id="gap-start-after",
+        ),
+        pytest.param(
+            gap_session_row,
+            gap_line(start="2099-12-31T23:59:00", end="2100-01-01T00:00:00"),
+            "end: 2100-01-01T00:00:00.000000 is outside the supported range",
+            id="gap-end-after",
+        ),
+    ],
+)
+def test_times_outside_the_event_time_range_are_rejected(
+    parser: LineParser, line: str, expected: str
+) -> None:
+    # GIVEN a line whose time no event of the stream can have
+    # WHEN it is parsed
+    reason = reason_of(parser, line)
+    # THEN it is refused with the field and the range, instead of landing in a partition the
+    # catalog does not project
+    assert reason.startswith(expected)
+    assert reason.endswith("2020-01-01T00:00:00.000000 to 2099-12-31T23:59:59.999999")

@@ -355,3 +355,49 @@ def test_a_function_without_a_role_gets_the_role_sam_would_generate(tmp_path: Pa
     assert role.decide(Permission("sqs:SendMessage", template.arn("Failures"))) is Decision.ALLOW
     assert role.decide(Permission("s3:PutObject", "arn:aws:s3:::b/k")) is Decision.IMPLICIT_DENY
     assert BASIC_EXECUTION_POLICY.endswith("AWSLambdaBasicExecutionRole")
+
+
+def test_a_generated_role_may_list_and_write_its_s3_on_failure_bucket(tmp_path: Path) -> None:
+    # GIVEN a function without a Role whose Kinesis event keeps failed batches in a bucket
+    document = {
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Resources": {
+            "Stream": {"Type": "AWS::Kinesis::Stream", "Properties": {"ShardCount": 1}},
+            "Kept": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "kept"}},
+            "Fn": {
+                "Type": "AWS::Serverless::Function",
+                "Properties": {
+                    "CodeUri": "fn/",
+                    "Handler": "app.handler",
+                    "Events": {
+                        "Stream": {
+                            "Type": "Kinesis",
+                            "Properties": {
+                                "Stream": {"Fn::GetAtt": ["Stream", "Arn"]},
+                                "StartingPosition": "LATEST",
+                                "DestinationConfig": {
+                                    "OnFailure": {
+                                        "Type": "S3",
+                                        "Destination": {"Fn::GetAtt": ["Kept", "Arn"]},
+                                    }
+                                },
+                            },
+                        }
+                    },
+                },
+            },
+        },
+    }
+    path = tmp_path / "template.json"
+    path.write_text(json.dumps(document))
+    template = Template.load(path, stack_name="s")
+    # WHEN its generated role is read
+    role = template_roles(template)[template.arn("FnRole")]
+    # THEN it may list the bucket and put objects in it, as SAM grants, and nothing more there
+    assert role.decide(Permission("s3:ListBucket", "arn:aws:s3:::kept")) is Decision.ALLOW
+    assert role.decide(Permission("s3:PutObject", "arn:aws:s3:::kept/aws/lambda/x")) is (
+        Decision.ALLOW
+    )
+    assert role.decide(Permission("s3:GetObject", "arn:aws:s3:::kept/aws/lambda/x")) is (
+        Decision.IMPLICIT_DENY
+    )

@@ -28,22 +28,34 @@ def signed(service: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 class OverlapRecorder:
-    """A WSGI app that records the most requests it ever served at once."""
+    """A WSGI app that records the most requests it ever served at once.
 
-    def __init__(self) -> None:
+    With ``meet`` above 1, each request waits inside the app until ``meet`` requests are in it
+    together (or ``patience`` seconds pass, for requests that can never meet): requests allowed
+    to run side by side then certainly overlap, whatever the machine's load. With ``meet`` 1,
+    each request stays a moment, so requests that would overlap get the chance to.
+    """
+
+    def __init__(self, meet: int = 1, patience: float = 10.0) -> None:
+        self.meet = meet
+        self.patience = patience
         self.active = 0
         self.most_active = 0
         self.bodies: list[bytes] = []
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        with self._lock:
+        with self._changed:
             if "wsgi.input" in environ:
                 self.bodies.append(environ["wsgi.input"].read())
             self.active += 1
             self.most_active = max(self.most_active, self.active)
-        time.sleep(0.05)
-        with self._lock:
+            self._changed.notify_all()
+            if self.meet > 1:
+                self._changed.wait_for(lambda: self.most_active >= self.meet, self.patience)
+        if self.meet == 1:
+            time.sleep(0.05)
+        with self._changed:
             self.active -= 1
         start_response("200 OK", [])
         return [b"part one, ", b"part two"]
@@ -80,12 +92,12 @@ def test_dynamodb_requests_naming_no_table_run_one_at_a_time_and_keep_their_body
 
 def test_s3_and_unsigned_requests_stay_concurrent() -> None:
     for make_environ in (lambda: signed("s3"), dict):
-        # GIVEN the middleware around an app that notes overlapping requests
-        recorder = OverlapRecorder()
+        # GIVEN the middleware around an app where requests wait to meet all four together
+        recorder = OverlapRecorder(meet=4)
         # WHEN four such requests arrive at once
         serve_at_once(AtomicRequests(recorder), [make_environ() for _ in range(4)])
         # THEN they ran side by side
-        assert recorder.most_active > 1
+        assert recorder.most_active == 4
 
 
 def test_the_tables_come_from_the_request_body() -> None:
@@ -131,18 +143,18 @@ def test_requests_on_one_table_run_one_at_a_time_and_see_their_body() -> None:
 
 
 def test_requests_on_different_tables_run_side_by_side() -> None:
-    # GIVEN the middleware around an app that notes overlapping requests
-    recorder = OverlapRecorder()
+    # GIVEN the middleware around an app where requests wait to meet all four together
+    recorder = OverlapRecorder(meet=4)
     app = AtomicRequests(recorder)
     # WHEN requests on four different tables arrive at once
     serve_at_once(app, [signed("dynamodb", put(f"table-{n}")) for n in range(4)])
     # THEN they ran side by side
-    assert recorder.most_active > 1
+    assert recorder.most_active == 4
 
 
 def test_different_services_do_not_wait_for_each_other() -> None:
-    # GIVEN the middleware around an app that notes overlapping requests
-    recorder = OverlapRecorder()
+    # GIVEN the middleware around an app where requests wait to meet both together
+    recorder = OverlapRecorder(meet=2)
     app = AtomicRequests(recorder)
     # WHEN a DynamoDB and a Kinesis request arrive at once
     bodies = serve_at_once(app, [signed("dynamodb"), signed("kinesis")])

@@ -26,7 +26,8 @@ from tests.support.search_indexer import (
 
 
 def record_of(event: Event) -> dict[str, Any]:
-    return lambda_record(event.to_json_line())
+    """The event's Lambda record, arrived when the event happened."""
+    return lambda_record(event.to_json_line(), arrival=event.trans_timestamp)
 
 
 def sequence_of(record: dict[str, Any]) -> str:

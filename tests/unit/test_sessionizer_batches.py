@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from clickstream.core.batch_failures import RecordFailure
 from clickstream.core.checkpoints import CheckpointConflict
 from clickstream.core.events import Event
 from clickstream.core.session_rules import SessionRules
@@ -185,8 +186,10 @@ def test_a_crash_between_emission_and_commit_re_emits_identical_rows() -> None:
     pipeline = Pipeline()
     pipeline.batch(records[:100])
     pipeline.store.fail_next_commit = True
-    with pytest.raises(ConnectionError):
-        pipeline.batch(records[100:])
+    failed = pipeline.batch(records[100:])
+    assert [f.reason for f in failed.failures] == [
+        "ConnectionError: lost the connection before the commit"
+    ]
     # WHEN the batch is retried, and the stream ends
     pipeline.batch(records[100:])
     pipeline.close_all()
@@ -230,9 +233,12 @@ def test_conflicts_are_retried_a_bounded_number_of_times() -> None:
         raise CheckpointConflict("moved")
 
     store.commit = always_conflict  # type: ignore[method-assign]
-    # WHEN a batch runs THEN it gives up after three attempts
-    with pytest.raises(CheckpointConflict):
-        pipeline.batch(records_of([make_event(T0)]))
+    # WHEN a batch runs THEN it gives up after three attempts, and reports its first record
+    outcome = pipeline.batch(records_of([make_event(T0)]))
+    assert (outcome.conflicts, outcome.processed, outcome.failed) == (3, 0, 1)
+    assert outcome.failures == (
+        RecordFailure(SHARD, "1", "CheckpointConflict: moved", poison=False),
+    )
 
 
 # --- Invalid records --------------------------------------------------------------------------

@@ -6,8 +6,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import pytest
-
 from clickstream.adapters.kinesis_event import records_by_shard
 from clickstream.consumers.sessionizer import (
     CONSUMER,
@@ -15,6 +13,7 @@ from clickstream.consumers.sessionizer import (
     finalize_sessions,
     handle_batch,
 )
+from clickstream.core.batch_failures import RecordFailure
 from clickstream.core.records import RejectedRecord
 from clickstream.core.sessions import GapSession, MinuteSession, gap_sessions, minute_sessions
 from clickstream.core.windows import END_OF_STREAM
@@ -136,19 +135,26 @@ def test_a_redelivered_batch_is_skipped_whole() -> None:
     assert isinstance(fakes.quarantine, MemoryQuarantine) and len(fakes.quarantine.puts) == 1
 
 
-def test_a_quarantine_that_cannot_write_fails_the_batch_before_its_commit() -> None:
+def test_a_quarantine_that_cannot_write_reports_its_chunk_before_the_commit() -> None:
     # GIVEN a quarantine that cannot write
     class Unreachable(QuarantineSink):
         def put(self, records: Sequence[RejectedRecord]) -> None:
             raise OSError("S3 unreachable")
 
     fakes = Fakes(quarantine=Unreachable())
-    # WHEN the batch is handled THEN it fails
-    with pytest.raises(OSError, match="S3 unreachable"):
-        handle(fakes)
+    # WHEN the batch is handled
+    outcome = handle(fakes)
+    # THEN shard 0, whose chunk holds the invalid record, resumes at its first record, with why
+    assert outcome.failures == (
+        RecordFailure("shardId-0", "1", "OSError: S3 unreachable", poison=False),
+    )
+    assert outcome.response() == {"batchItemFailures": [{"itemIdentifier": "1"}]}
+    # AND shard 1 committed its record: every record is applied or left for the retry
+    assert (outcome.processed, outcome.skipped, outcome.failed) == (1, 0, 5)
     # AND nothing of the invalid record's chunk was emitted or committed
     assert fakes.state.checkpoints.load(CONSUMER, "shardId-0").sequence_number is None
-    assert fakes.minutes.rows == [] and fakes.state.states == {}
+    assert fakes.minutes.rows == []
+    assert [shard for _, shard, _ in fakes.state.states] == ["shardId-1"]
 
 
 def test_finalize_closes_idle_shards_then_everything_at_the_end_of_the_stream() -> None:

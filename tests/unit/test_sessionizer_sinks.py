@@ -14,7 +14,7 @@ from clickstream.adapters.aws.firehose import (
     record_batches,
 )
 from clickstream.adapters.aws.s3 import gap_sessions_key
-from clickstream.core.sessions import gap_sessions, minute_sessions
+from clickstream.core.sessions import UnwritableCsvValue, gap_sessions, minute_sessions
 from tests.factories import make_event
 from tests.support.sessionizer import SHARD, T0
 
@@ -57,6 +57,17 @@ def test_firehose_sink_writes_csv_lines_and_retries_refused_entries() -> None:
     # THEN the refused line alone is sent again
     lines = [row.to_csv_line().encode() for row in rows]
     assert client.calls == [lines, lines[:1]]
+
+
+def test_firehose_sink_sends_nothing_when_a_row_cannot_be_written() -> None:
+    # GIVEN a good row and a row whose url holds a newline (the parser never lets one through)
+    rows = minute_sessions([make_event(T0, custid=1), make_event(T0, custid=2, url="beer\ncart")])
+    client = FlakyFirehose(refusals=0)
+    sink = FirehoseMinuteSessionSink(client, "aggregated", sleep=lambda _: None)
+    # WHEN delivered THEN the call fails, naming the column, and no line was sent
+    with pytest.raises(UnwritableCsvValue, match=r"^beginurl: control character U\+000A"):
+        sink.put(rows)
+    assert client.calls == []
 
 
 def test_firehose_sink_gives_up_after_its_attempts() -> None:

@@ -30,6 +30,29 @@ from clickstream_local.signals import (
 
 ROOT = Path(__file__).resolve().parents[2]
 WINDOW_COUNTER = "clickstream-window-counter"
+QUEUE_TEMPLATE = {
+    "Resources": {
+        "Failures": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "s-failures"}},
+        "QueueAlarm": {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": {
+                "AlarmName": "s-failures",
+                "Namespace": "AWS/SQS",
+                "MetricName": "ApproximateNumberOfMessagesVisible",
+                "Dimensions": [
+                    {"Name": "QueueName", "Value": {"Fn::GetAtt": ["Failures", "QueueName"]}}
+                ],
+                "Statistic": "Maximum",
+                "Period": 60,
+                "EvaluationPeriods": 1,
+                "Threshold": 0,
+                "ComparisonOperator": "GreaterThanThreshold",
+                "TreatMissingData": "notBreaching",
+            },
+        },
+    }
+}
+"""A template whose one alarm watches a queue's depth."""
 
 
 class Clock:
@@ -251,7 +274,7 @@ def test_thresholds_are_the_templates_including_parameter_overrides() -> None:
     assert changed["WindowCounterIteratorAgeAlarm"].threshold == 2_000
     assert default["SessionizerLateEventsAlarm"].threshold == 30
     assert changed["SessionizerLateEventsAlarm"].threshold == 5
-    assert default["ConsumerFailureQueueAlarm"].threshold == 0
+    assert default["FailedBatchesAlarm"].threshold == 0
 
 
 def test_a_consumer_falling_behind_alarms_and_clears_when_it_catches_up(
@@ -313,21 +336,39 @@ def test_published_late_and_quarantined_events_are_summed_per_service(
     assert status["metrics"][WINDOW_COUNTER]["Errors"]["sum"] == 0
 
 
-def test_the_failure_queue_depth_is_read_now(
-    cloudwatch: LocalCloudWatch, depths: dict[str, int]
-) -> None:
-    # GIVEN two batches in the failure queue
-    depths["clickstream-consumer-failures"] = 2
+def test_a_queue_depth_is_read_now(clock: Clock, tmp_path: Path) -> None:
+    # GIVEN a template with an alarm on a queue's depth, and two messages in the queue
+    template_path = tmp_path / "template.json"
+    template_path.write_text(json.dumps(QUEUE_TEMPLATE))
+    depths = {"s-failures": 2}
+    cloudwatch = LocalCloudWatch(
+        Template.load(template_path, stack_name="s"), lambda: FakeSqs(depths), clock=clock
+    )
     # WHEN the status is asked THEN the queue signal is in ALARM
-    state = signal(cloudwatch.status([], []), "ConsumerFailureQueueAlarm")
-    assert (state["state"], state["value"]) == (ALARM, 2)
+    state = signal(cloudwatch.status([], []), "QueueAlarm")
+    assert (state["state"], state["value"], state["window"]) == (ALARM, 2, "now")
     # AND once the queue is emptied it is OK
-    depths["clickstream-consumer-failures"] = 0
-    assert signal(cloudwatch.status([], []), "ConsumerFailureQueueAlarm")["state"] == OK
+    depths["s-failures"] = 0
+    assert signal(cloudwatch.status([], []), "QueueAlarm")["state"] == OK
     # AND a queue that cannot be read has no data (not breaching)
-    del depths["clickstream-consumer-failures"]
-    state = signal(cloudwatch.status([], []), "ConsumerFailureQueueAlarm")
+    del depths["s-failures"]
+    state = signal(cloudwatch.status([], []), "QueueAlarm")
     assert (state["state"], state["value"]) == (OK, None)
+
+
+def test_a_batch_kept_in_the_failed_batch_bucket_alarms_for_the_alarms_period(
+    cloudwatch: LocalCloudWatch, clock: Clock
+) -> None:
+    # GIVEN the runner kept a batch (an object under aws/lambda/), and wrote another object
+    bucket = "clickstream-failed-batches-123456789012-us-east-1"
+    cloudwatch.object_stored(bucket, "aws/lambda/uuid/shardId-000000000000/2026/03/07/x")
+    cloudwatch.object_stored(bucket, "redriven/aws/lambda/uuid/shardId-000000000000/x")
+    # WHEN the status is asked THEN the kept batch's put request is in ALARM
+    state = signal(cloudwatch.status([], []), "FailedBatchesAlarm")
+    assert (state["state"], state["value"], state["subject"]) == (ALARM, 1, bucket)
+    # AND OK once it is older than the alarm's period
+    clock.now += 301
+    assert signal(cloudwatch.status([], []), "FailedBatchesAlarm")["state"] == OK
 
 
 def test_a_glue_workflow_alarms_while_its_latest_run_failed(cloudwatch: LocalCloudWatch) -> None:

@@ -134,19 +134,29 @@ def test_every_function_has_an_errors_alarm(project: Template) -> None:
         assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 0)
 
 
-def test_the_failure_queue_of_every_consumer_has_a_depth_alarm(project: Template) -> None:
+def test_the_failed_batch_bucket_of_every_consumer_alarms_on_each_kept_batch(
+    project: Template,
+) -> None:
     # GIVEN the consumers' on-failure destinations
     destinations = {
         source["DestinationConfig"]["OnFailure"]["Destination"]
         for _, source in stream_consumers(project)
     }
-    by_queue = alarms_on(project, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
-    # THEN each is a queue with an alarm on any visible message
+    by_filter = alarms_on(project, "AWS/S3", "PutRequests")
+    # THEN each is a bucket whose request metrics count puts under Lambda's prefix, with an
+    # alarm on any put there: each is a batch kept
+    assert destinations
     for arn in destinations:
-        queue = project.find_by_arn(arn)
-        assert queue is not None and queue.type == "AWS::SQS::Queue"
-        alarm = by_queue[(("QueueName", queue.physical_id),)].properties
-        assert (alarm["Statistic"], alarm["Threshold"]) == ("Maximum", 0)
+        bucket = project.find_by_arn(arn)
+        assert bucket is not None and bucket.type == "AWS::S3::Bucket"
+        (kept,) = [
+            config
+            for config in bucket.properties["MetricsConfigurations"]
+            if config["Prefix"] == "aws/lambda/"
+        ]
+        dimensions = dimensions_of({"BucketName": bucket.physical_id, "FilterId": kept["Id"]})
+        alarm = by_filter[dimensions].properties
+        assert (alarm["Statistic"], alarm["Threshold"], alarm["Period"]) == ("Sum", 0, 300)
 
 
 @pytest.mark.parametrize("name", ["LateEvents", "QuarantinedEvents", "DocumentsQuarantined"])
@@ -165,7 +175,7 @@ def test_every_alarm_watches_a_metric_that_is_published(project: Template) -> No
     # GIVEN what the handlers publish (Powertools' EMF) and the AWS metrics of the resources
     published = every_published_metric(project)
     function_names = {function.physical_id for function in functions(project)}
-    queues = {queue.physical_id for queue in project.resources("AWS::SQS::Queue")}
+    buckets = {bucket.physical_id for bucket in project.resources("AWS::S3::Bucket")}
     namespace = project.resource("WindowCounterFunction").properties["Environment"]["Variables"][
         "POWERTOOLS_METRICS_NAMESPACE"
     ]
@@ -175,12 +185,12 @@ def test_every_alarm_watches_a_metric_that_is_published(project: Template) -> No
         # THEN an alarm on the handlers' namespace names a metric exactly as published
         if alarm_namespace == namespace:
             assert metric in published, alarm.logical_id
-        # AND an alarm on an AWS metric names a function or queue of the stack
+        # AND an alarm on an AWS metric names a function or bucket of the stack
         elif alarm_namespace == "AWS/Lambda":
             assert dict(dimensions)["FunctionName"] in function_names, alarm.logical_id
         else:
-            assert alarm_namespace == "AWS/SQS", alarm.logical_id
-            assert dict(dimensions)["QueueName"] in queues, alarm.logical_id
+            assert alarm_namespace == "AWS/S3", alarm.logical_id
+            assert dict(dimensions)["BucketName"] in buckets, alarm.logical_id
 
 
 # ---------------------------------------------------------------------------- notifications

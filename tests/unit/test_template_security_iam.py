@@ -370,7 +370,7 @@ def test_sam_attaches_x_ray_only_under_active_tracing_and_queue_policies_for_que
     properties = modified["Resources"]["GeneratorFunction"]["Properties"]
     del properties["Role"]
     properties["Tracing"] = "PassThrough"
-    queue = {"Queue": {"Fn::GetAtt": ["ConsumerFailureQueue", "Arn"]}}
+    queue = {"Queue": "arn:aws:sqs:us-east-1:123456789012:requests"}
     properties["Events"]["Failures"] = {"Type": "SQS", "Properties": queue}
     # WHEN its permission statements are collected
     actions = {

@@ -199,8 +199,9 @@ def test_the_indexer_reads_through_its_own_enhanced_fan_out_consumer(
     assert source["BisectBatchOnFunctionError"] is True
     assert 0 < source["MaximumRetryAttempts"] <= 10
     assert source["MaximumRecordAgeInSeconds"] > 0
-    assert source["DestinationConfig"]["OnFailure"]["Destination"] == {
-        "Fn::GetAtt": ["ConsumerFailureQueue", "Arn"]
+    assert source["DestinationConfig"]["OnFailure"] == {
+        "Type": "S3",
+        "Destination": {"Fn::GetAtt": ["FailedBatchBucket", "Arn"]},
     }
 
 

@@ -6,15 +6,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-import pytest
-
 from clickstream.adapters.aws.window_state import (
     MAX_NUMBERS_PER_ITEM,
     window_update,
     window_updates,
 )
-from clickstream.consumers.window_counter import run_batch
-from clickstream.core.checkpoints import CheckpointConflict, ShardCheckpoint
+from clickstream.consumers.window_counter import ShardCommit, run_batch
+from clickstream.core.batch_failures import RecordFailure
+from clickstream.core.checkpoints import ShardCheckpoint
 from clickstream.core.events import Event
 from clickstream.core.records import ParsedRecord, RejectedRecord, ShardRecord, parse_record
 from clickstream.core.window_counting import (
@@ -352,7 +351,7 @@ def ports_of(
 
 def run(
     batch: list[ParsedRecord], checkpoints: MemoryCheckpoints, state: RacingState
-) -> ShardBatchResult:
+) -> ShardCommit:
     return run_batch(
         batch,
         "shardId-0",
@@ -370,7 +369,9 @@ def test_run_batch_recomputes_from_the_fresh_checkpoint_after_a_conflict() -> No
     run(records(make_event(MINUTE)), checkpoints, state)
     state.races = 1
     # WHEN the next batch, for the same minute, commits
-    result = run(records(make_event(MINUTE + timedelta(seconds=1)), first=2), checkpoints, state)
+    commit = run(records(make_event(MINUTE + timedelta(seconds=1)), first=2), checkpoints, state)
+    result = commit.result
+    assert commit.failure is None
     # THEN it was recomputed against the advanced watermark: its event is now late
     assert result.late == 1
     assert result.checkpoint_before.version == 2
@@ -382,13 +383,17 @@ def test_run_batch_gives_up_after_the_allowed_attempts_and_skips_empty_commits()
     checkpoints = MemoryCheckpoints()
     run(records(make_event(MINUTE)), checkpoints, RacingState(checkpoints, races=0))
     state = RacingState(checkpoints, races=3)
-    # WHEN a batch tries to commit THEN the conflict surfaces after three attempts
-    with pytest.raises(CheckpointConflict):
-        run(records(make_event(MINUTE), first=2), checkpoints, state)
+    # WHEN a batch tries to commit THEN the conflict is reported after three attempts, naming
+    # the batch's first record for the retry
+    commit = run(records(make_event(MINUTE), first=2), checkpoints, state)
+    assert commit.failure == RecordFailure(
+        "shardId-0", "2", "CheckpointConflict: the checkpoint moved", poison=False
+    )
+    assert (commit.result.received, commit.result.has_new_records) == (0, False)
     assert state.applied == []
     # AND a fully applied batch commits nothing at all
     quiet = RacingState(checkpoints, races=0)
-    assert not run(records(make_event(MINUTE)), checkpoints, quiet).has_new_records
+    assert not run(records(make_event(MINUTE)), checkpoints, quiet).result.has_new_records
     assert quiet.applied == []
 
 

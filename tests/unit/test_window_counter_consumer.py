@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import pytest
-
 from clickstream.adapters.kinesis_event import records_by_shard
 from clickstream.consumers.window_counter import CONSUMER, BatchReport, finalize, handle_batch
+from clickstream.core.batch_failures import RecordFailure
 from clickstream.core.records import RejectedRecord
 from clickstream.core.window_counting import ResultRow
 from clickstream.core.windows import END_OF_STREAM, TOP_SOURCES, UNIQUE_USERS
@@ -102,13 +101,16 @@ def test_a_batch_is_counted_across_shards_into_rows_and_its_invalid_record_quara
         records=4,
         already_applied=0,
         quarantined=1,
+        valid=3,
         duplicates=0,
         late=0,
+        failed=0,
         state_writes=8,
         result_rows=7,
         stale_rows=0,
         iterator_age_ms=1500,
     )
+    assert report.response() == {"batchItemFailures": []}
     # AND the rows merge both shards: three users on the page, sources ranked by count
     assert values(fakes.results.rows(UNIQUE_USERS, 15)) == {"beer_cart": (3, None, False)}
     assert values(fakes.results.rows(UNIQUE_USERS, 60)) == {"beer_cart": (3, None, False)}
@@ -148,19 +150,24 @@ def test_a_redelivered_batch_commits_nothing_and_rewrites_its_rows() -> None:
     assert fakes.results.items == rows_before
 
 
-def test_a_quarantine_that_cannot_write_fails_the_batch_before_its_commit() -> None:
+def test_a_quarantine_that_cannot_write_reports_the_shard_before_its_commit() -> None:
     # GIVEN a quarantine that cannot write
     class Unreachable(QuarantineSink):
         def put(self, records: Sequence[RejectedRecord]) -> None:
             raise OSError("S3 unreachable")
 
     fakes = Fakes(quarantine=Unreachable())
-    # WHEN the batch with an invalid record is handled THEN it fails
-    with pytest.raises(OSError, match="S3 unreachable"):
-        handle(fakes)
-    # AND the shard of the invalid record did not commit: the batch is redelivered whole
+    # WHEN the batch with an invalid record is handled
+    report = handle(fakes)
+    # THEN the shard of the invalid record did not commit: it resumes at its first record
+    assert report.failures == (
+        RecordFailure("shardId-0", "1", "OSError: S3 unreachable", poison=False),
+    )
+    assert report.response() == {"batchItemFailures": [{"itemIdentifier": "1"}]}
     assert fakes.checkpoints.load(CONSUMER, "shardId-0").sequence_number is None
-    assert fakes.results.rows(TOP_SOURCES, 60) == []
+    # AND the other shard committed: every record is applied or left for the retry
+    assert (report.records, report.valid, report.failed) == (4, 1, 3)
+    assert values(fakes.results.rows(TOP_SOURCES, 60)) == {"Alexa": (1, 1, False)}
 
 
 def test_finalize_leaves_windows_open_while_a_shard_is_not_idle() -> None:
@@ -206,3 +213,27 @@ def test_a_shard_that_never_delivered_holds_windows_open_until_the_end_of_the_st
     assert watermarks == dict.fromkeys(shards, END_OF_STREAM)
     assert all(row.final for row in fakes.results.rows(UNIQUE_USERS, 60))
     assert all(row.final for row in fakes.results.rows(TOP_SOURCES, 60))
+
+
+def test_a_batch_rewrites_the_unique_users_rows_of_its_keys_and_every_source_of_its_minute() -> (
+    None
+):
+    # GIVEN a handled batch: one page and two sources in the 14:04 minute
+    fakes = Fakes()
+    handle(fakes)
+    # WHEN a later batch brings one event of another page, from one of those sources
+    other_page = make_event(
+        at("2026-03-07T14:04:05"), custid=4, url="wine_cart", trafficfrom="Alexa"
+    )
+    later = kinesis_event(kinesis_record("shardId-0", "4", other_page, ARRIVED))
+    fakes.results.items.clear()
+    report = handle_batch(records_by_shard(later), settings=SETTINGS, ports=fakes.ports, now=NOW)
+    # THEN only its own page's unique-users rows are written (the other page's did not change)
+    assert values(fakes.results.rows(UNIQUE_USERS, 15)) == {"wine_cart": (1, None, False)}
+    assert values(fakes.results.rows(UNIQUE_USERS, 60)) == {"wine_cart": (1, None, False)}
+    # AND every source of its minute is rewritten, since one count moves the others' ranks
+    assert values(fakes.results.rows(TOP_SOURCES, 60)) == {
+        "Alexa": (2, 1, False),
+        "google": (2, 2, False),
+    }
+    assert report.result_rows == 4

@@ -61,7 +61,10 @@ def window_counter_ports(
     return WindowCounterPorts(
         checkpoints=DynamoCheckpointStore(dynamodb, settings.state_table),
         state=DynamoWindowStateStore(
-            dynamodb, settings.state_table, retention_days=settings.retention_days
+            dynamodb,
+            settings.state_table,
+            retention_days=settings.retention_days,
+            exact_limit=settings.exact_set_limit,
         ),
         results=DynamoWindowResults(dynamodb, settings.results_table),
         quarantine=S3QuarantineSink(

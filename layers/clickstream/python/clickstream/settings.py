@@ -6,13 +6,16 @@ One dataclass per consumer (:class:`WindowCounterSettings`, :class:`SessionizerS
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from clickstream.core.records import DEFAULT_MAX_CLOCK_SKEW
 from clickstream.core.search_documents import INDEX_PREFIX, MAX_BULK_BYTES, MAX_BULK_DOCS
 from clickstream.core.session_rules import SessionRules
+from clickstream.core.window_counting import DEFAULT_EXACT_SET_LIMIT
 
 DEFAULT_QUARANTINE_PREFIX = "quarantine/search-indexer/"
 AUTH_MODES: tuple[str, ...] = ("sigv4", "none")
@@ -33,6 +36,24 @@ def seconds(env: Mapping[str, str], name: str, default: float) -> timedelta:
     return timedelta(seconds=float(env.get(name, str(default))))
 
 
+def max_clock_skew(env: Mapping[str, str]) -> timedelta:
+    """``MAX_CLOCK_SKEW_SECONDS``: how far an event's time may be ahead of its record's arrival.
+
+    300 seconds when unset; at least 1 second (``MaxClockSkewSeconds``' MinValue), since Kinesis
+    gives arrival times to the millisecond only.
+    """
+    text = env.get("MAX_CLOCK_SKEW_SECONDS", "").strip()
+    if not text:
+        return DEFAULT_MAX_CLOCK_SKEW
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"MAX_CLOCK_SKEW_SECONDS must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 1:
+        raise ValueError(f"MAX_CLOCK_SKEW_SECONDS must be at least 1 second, got {text!r}")
+    return timedelta(seconds=value)
+
+
 @dataclass(frozen=True)
 class WindowCounterSettings:
     """The window counter's configuration (the finalizer's too)."""
@@ -45,6 +66,9 @@ class WindowCounterSettings:
     allowed_lateness: timedelta
     idle_timeout: timedelta
     retention_days: int
+    max_clock_skew: timedelta
+    exact_set_limit: int = DEFAULT_EXACT_SET_LIMIT
+    """``EXACT_SET_LIMIT``: values one set of a window partial holds exactly before a sketch."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WindowCounterSettings:
@@ -58,6 +82,8 @@ class WindowCounterSettings:
             allowed_lateness=seconds(env, "ALLOWED_LATENESS_SECONDS", 30),
             idle_timeout=seconds(env, "IDLE_TIMEOUT_SECONDS", 60),
             retention_days=int(env.get("STATE_RETENTION_DAYS", "7")),
+            max_clock_skew=max_clock_skew(env),
+            exact_set_limit=_positive_int(env, "EXACT_SET_LIMIT", DEFAULT_EXACT_SET_LIMIT),
         )
 
 
@@ -75,6 +101,7 @@ class SessionizerSettings:
     idle_timeout: timedelta
     inactivity_timeout: timedelta
     max_duration: timedelta
+    max_clock_skew: timedelta
 
     @classmethod
     def from_env(
@@ -98,6 +125,7 @@ class SessionizerSettings:
                 minutes=float(env.get("SESSION_INACTIVITY_MINUTES", "30"))
             ),
             max_duration=timedelta(hours=float(env.get("SESSION_MAX_HOURS", "24"))),
+            max_clock_skew=max_clock_skew(env),
         )
 
     @property
@@ -118,6 +146,7 @@ class IndexerSettings:
     quarantine_prefix: str = DEFAULT_QUARANTINE_PREFIX
     bulk_max_docs: int = MAX_BULK_DOCS
     bulk_max_bytes: int = MAX_BULK_BYTES
+    max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
 
     def __post_init__(self) -> None:
         if not re.match(r"https?://[^/\s]+", self.opensearch_url):
@@ -135,7 +164,7 @@ class IndexerSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> IndexerSettings:
-        """Read OPENSEARCH_URL, OPENSEARCH_AUTH, INDEX_PREFIX, QUARANTINE_*, BULK_* and region."""
+        """Read OPENSEARCH_*, INDEX_PREFIX, QUARANTINE_*, BULK_*, MAX_CLOCK_SKEW_SECONDS, region."""
         if not env.get("OPENSEARCH_URL"):
             raise ValueError("OPENSEARCH_URL is not set")
         prefix = env.get("QUARANTINE_PREFIX", DEFAULT_QUARANTINE_PREFIX)
@@ -150,6 +179,7 @@ class IndexerSettings:
             quarantine_prefix=prefix,
             bulk_max_docs=_positive_int(env, "BULK_MAX_DOCS", MAX_BULK_DOCS),
             bulk_max_bytes=_positive_int(env, "BULK_MAX_BYTES", MAX_BULK_BYTES),
+            max_clock_skew=max_clock_skew(env),
         )
 
 

@@ -2,7 +2,9 @@
 
 Every consumer reads its batch here. Each record's data is decoded from base64 and parsed ONCE
 into a :class:`~clickstream.core.records.ParsedRecord` (its event, or its rejection with the
-reason), so no consumer parses again.
+reason), so no consumer parses again. Here every consumer also gets the clock-skew check: an event
+more than ``max_clock_skew`` ahead of its record's ``approximateArrivalTimestamp`` is rejected
+(:func:`clickstream.core.records.parse_record`).
 """
 
 from __future__ import annotations
@@ -10,19 +12,29 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from clickstream.core.records import ParsedRecord, ShardRecord, parse_record, rejected
+from clickstream.core.records import (
+    DEFAULT_MAX_CLOCK_SKEW,
+    ParsedRecord,
+    ShardRecord,
+    parse_record,
+    rejected,
+)
 
 UNKNOWN_SHARD = "unknown-shard"
 NOT_BASE64 = "record data is not valid base64"
 
 
-def parse_lambda_record(record: Mapping[str, Any]) -> ParsedRecord:
+def parse_lambda_record(
+    record: Mapping[str, Any], max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
+) -> ParsedRecord:
     """Read ``{"eventID": "<shard>:<seq>", "kinesis": {"data", "sequenceNumber", ...}}``.
 
-    Data that is not valid base64 is rejected (kept as text, undecoded) without parsing.
+    Data that is not valid base64 is rejected (kept as text, undecoded) without parsing. An event
+    more than ``max_clock_skew`` ahead of ``approximateArrivalTimestamp`` is rejected; a record
+    without that field (never one Lambda delivers) is not skew-checked.
     """
     kinesis = record["kinesis"]
     arrival = kinesis.get("approximateArrivalTimestamp")
@@ -35,18 +47,22 @@ def parse_lambda_record(record: Mapping[str, Any]) -> ParsedRecord:
     except (binascii.Error, ValueError):
         text = str(raw).encode("utf-8", "replace")
         return rejected(ShardRecord(shard_id, sequence_number, text, moment), NOT_BASE64)
-    return parse_record(ShardRecord(shard_id, sequence_number, data, moment))
+    return parse_record(ShardRecord(shard_id, sequence_number, data, moment), max_clock_skew)
 
 
-def parse_lambda_records(records: Iterable[Mapping[str, Any]]) -> list[ParsedRecord]:
+def parse_lambda_records(
+    records: Iterable[Mapping[str, Any]], max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
+) -> list[ParsedRecord]:
     """:func:`parse_lambda_record` of each record, in the event's order."""
-    return [parse_lambda_record(record) for record in records]
+    return [parse_lambda_record(record, max_clock_skew) for record in records]
 
 
-def records_by_shard(event: Mapping[str, Any]) -> dict[str, list[ParsedRecord]]:
+def records_by_shard(
+    event: Mapping[str, Any], max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
+) -> dict[str, list[ParsedRecord]]:
     """The event's parsed records grouped by shard, each shard's in order."""
     by_shard: dict[str, list[ParsedRecord]] = {}
-    for parsed in parse_lambda_records(event.get("Records", [])):
+    for parsed in parse_lambda_records(event.get("Records", []), max_clock_skew):
         by_shard.setdefault(parsed.record.shard_id, []).append(parsed)
     return by_shard
 

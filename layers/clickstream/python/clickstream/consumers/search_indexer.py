@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from clickstream.core.batch_failures import partial_batch_response
 from clickstream.core.events import Event
 from clickstream.core.records import ParsedRecord, RejectedRecord, ShardRecord
 from clickstream.core.search_documents import (
@@ -52,12 +53,7 @@ class BatchOutcome:
 
     def response(self) -> dict[str, list[dict[str, str]]]:
         """The Lambda partial batch response (``ReportBatchItemFailures``)."""
-        return {
-            "batchItemFailures": [
-                {"itemIdentifier": sequence_number}
-                for sequence_number in self.failed_sequence_numbers
-            ]
-        }
+        return partial_batch_response(self.failed_sequence_numbers)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready summary for logs."""

@@ -1,7 +1,8 @@
 """The clickstream event model: strict parsing, validation and JSON-lines serialisation.
 
 Every raw record either parses into an :class:`Event` or raises :class:`InvalidEvent` whose
-``reason`` says precisely what is wrong, so callers can quarantine it with that reason.
+``reason`` says precisely what is wrong, so callers can quarantine it with that reason. The
+fields' types and bounds are those of :mod:`clickstream.core.schema`, shared with the lake.
 """
 
 from __future__ import annotations
@@ -13,28 +14,47 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from clickstream.core.schema import (
+    CUSTID,
+    DEVICE,
+    DEVICES,
+    EVENT_FIELDS,
+    EVENT_ID,
+    EVENT_TIME,
+    MAX_TEXT_LENGTH,
+    TOUCHPRODUCT,
+    TRAFFICFROM,
+    URL,
+    IntegerField,
+    TextField,
+)
+
 MAX_EVENT_BYTES = 4096
 """Largest serialised event accepted, in bytes (a generated event is about 230 bytes)."""
 
-DEVICES: tuple[str, ...] = ("app_mobile", "app_tablet", "browser")
-MAX_TEXT_LENGTH = 256
+FIELDS: tuple[str, ...] = tuple(field.name for field in EVENT_FIELDS)
+"""The event's field names, in schema order."""
 
-FIELDS: tuple[str, ...] = (
-    "event_id",
-    "custid",
-    "trafficfrom",
-    "url",
-    "device",
-    "touchproduct",
-    "trans_timestamp",
-)
+__all__ = [
+    "DEVICES",
+    "FIELDS",
+    "MAX_EVENT_BYTES",
+    "MAX_TEXT_LENGTH",
+    "Event",
+    "InvalidEvent",
+    "check_event_time",
+    "event_from_dict",
+    "format_timestamp",
+    "parse_event",
+    "parse_timestamp",
+]
 
 _TIMESTAMP = re.compile(
     r"(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d{1,6}))?(?P<zone>Z|\+00:00)?",
     re.ASCII,
 )
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
-_MAX_INT = 2**63 - 1
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class InvalidEvent(ValueError):
@@ -101,6 +121,20 @@ def parse_timestamp(text: str) -> datetime:
     return moment.replace(tzinfo=UTC)
 
 
+def check_event_time(moment: datetime, name: str = EVENT_TIME.name) -> datetime:
+    """``moment``, or :class:`InvalidEvent` when it is outside the supported event-time range.
+
+    The range is the years the curated tables' partition projection covers: a row outside it
+    would be written to a partition Athena never reads.
+    """
+    if not EVENT_TIME.earliest <= moment <= EVENT_TIME.latest:
+        raise InvalidEvent(
+            f"{name}: {format_timestamp(moment)} is outside the supported range "
+            f"{format_timestamp(EVENT_TIME.earliest)} to {format_timestamp(EVENT_TIME.latest)}"
+        )
+    return moment
+
+
 def parse_event(data: bytes | str) -> Event:
     """Decode, parse and validate one raw record. Raises :class:`InvalidEvent` with the reason."""
     try:
@@ -146,20 +180,18 @@ def event_from_dict(document: Any) -> Event:
     unknown = sorted(set(document) - set(FIELDS))
     if unknown:
         raise InvalidEvent(f"unknown field(s): {', '.join(unknown)}")
-    device = _text(document, "device")
-    if device not in DEVICES:
-        raise InvalidEvent(f"device: {device!r} is not one of {', '.join(DEVICES)}")
-    timestamp = document["trans_timestamp"]
+    device = _text(document, DEVICE)
+    timestamp = document[EVENT_TIME.name]
     if not isinstance(timestamp, str):
-        raise InvalidEvent(f"trans_timestamp: expected string, got {_json_type(timestamp)}")
+        raise InvalidEvent(f"{EVENT_TIME.name}: expected string, got {_json_type(timestamp)}")
     return Event(
         event_id=_event_id(document),
-        custid=_integer(document, "custid", minimum=1),
-        trafficfrom=_text(document, "trafficfrom"),
-        url=_text(document, "url"),
+        custid=_integer(document, CUSTID),
+        trafficfrom=_text(document, TRAFFICFROM),
+        url=_text(document, URL),
         device=device,
-        touchproduct=_integer(document, "touchproduct", minimum=0),
-        trans_timestamp=parse_timestamp(timestamp),
+        touchproduct=_integer(document, TOUCHPRODUCT),
+        trans_timestamp=check_event_time(parse_timestamp(timestamp)),
     )
 
 
@@ -168,32 +200,40 @@ def _json_type(value: Any) -> str:
     return "null" if value is None else names.get(type(value), "object")
 
 
-def _integer(document: dict[str, Any], name: str, *, minimum: int) -> int:
-    value = document[name]
+def _integer(document: dict[str, Any], field: IntegerField) -> int:
+    name, value = field.name, document[field.name]
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidEvent(f"{name}: expected integer, got {_json_type(value)}")
-    if not minimum <= value <= _MAX_INT:
-        raise InvalidEvent(f"{name}: {value} is out of range [{minimum}, {_MAX_INT}]")
+    if not field.minimum <= value <= field.maximum:
+        raise InvalidEvent(f"{name}: {value} is out of range [{field.minimum}, {field.maximum}]")
     return value
 
 
-def _text(document: dict[str, Any], name: str) -> str:
-    value = document[name]
+def _text(document: dict[str, Any], field: TextField) -> str:
+    name, value = field.name, document[field.name]
     if not isinstance(value, str):
         raise InvalidEvent(f"{name}: expected string, got {_json_type(value)}")
     if not value.strip():
         raise InvalidEvent(f"{name}: must not be empty")
-    if len(value) > MAX_TEXT_LENGTH:
-        raise InvalidEvent(f"{name}: {len(value)} characters, over the {MAX_TEXT_LENGTH} limit")
+    if len(value) > field.max_length:
+        raise InvalidEvent(f"{name}: {len(value)} characters, over the {field.max_length} limit")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidEvent(f"{name}: contains an unpaired UTF-16 surrogate") from None
+    control = _CONTROL_CHARACTER.search(value)
+    if control is not None:
+        raise InvalidEvent(
+            f"{name}: contains control character U+{ord(control.group()):04X} "
+            f"at position {control.start()}"
+        )
+    if field.allowed is not None and value not in field.allowed:
+        raise InvalidEvent(f"{name}: {value!r} is not one of {', '.join(field.allowed)}")
     return value
 
 
 def _event_id(document: dict[str, Any]) -> str:
-    value = _text(document, "event_id")
+    value = _text(document, EVENT_ID)
     try:
         parsed = uuid.UUID(value)
     except ValueError:

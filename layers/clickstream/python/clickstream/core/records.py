@@ -5,6 +5,12 @@ adapter parses each record ONCE into a :class:`ParsedRecord`, which holds either
 :class:`~clickstream.core.events.Event` or a :class:`RejectedRecord` (the record and the reason),
 so no consumer parses again.
 
+**Clock skew.** A record's ``arrival`` is Kinesis' ``approximateArrivalTimestamp``: the stream's
+clock, which the producer does not control. An event whose ``trans_timestamp`` is more than the
+allowed clock skew ahead of its arrival is rejected, since its device clock is wrong and it would
+drive the watermark into the future (docs/architecture.md, Watermark and lateness). Events older
+than their arrival are not rejected here: lateness decides what becomes of them.
+
 **Quarantine lines.** A rejected record is kept as one JSON line with its reason, its shard and
 its sequence number, in one object per batch under a key that depends on the records alone
 (:func:`quarantine_key`), so a retried batch overwrites its own object. Consumers store a batch's
@@ -18,9 +24,13 @@ import base64
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from clickstream.core.events import Event, InvalidEvent, parse_event
+from clickstream.core.events import Event, InvalidEvent, format_timestamp, parse_event
+
+DEFAULT_MAX_CLOCK_SKEW = timedelta(seconds=300)
+"""How far an event's time may be ahead of its arrival by default (``MaxClockSkewSeconds``)."""
+_ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,17 +99,46 @@ def rejected(record: ShardRecord, reason: str) -> ParsedRecord:
     return ParsedRecord(record, RejectedRecord(record, reason))
 
 
-def parse_record(record: ShardRecord) -> ParsedRecord:
-    """Parse the record's data into an event, or reject it with the parser's reason."""
+def parse_record(
+    record: ShardRecord, max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
+) -> ParsedRecord:
+    """Parse the record's data into an event, or reject it with the reason.
+
+    The reason is the parser's, or the clock skew's when the event's time is more than
+    ``max_clock_skew`` ahead of the record's arrival (:func:`clock_skew_reason`). A record without
+    an arrival time is not skew-checked: only records built off Lambda (tests, tools) lack one.
+    """
     try:
-        return ParsedRecord(record, parse_event(record.data))
+        event = parse_event(record.data)
     except InvalidEvent as error:
         return rejected(record, error.reason)
+    if record.arrival is not None:
+        reason = clock_skew_reason(event, record.arrival, max_clock_skew)
+        if reason is not None:
+            return rejected(record, reason)
+    return ParsedRecord(record, event)
 
 
-def parse_records(records: Iterable[ShardRecord]) -> list[ParsedRecord]:
+def parse_records(
+    records: Iterable[ShardRecord], max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
+) -> list[ParsedRecord]:
     """:func:`parse_record` of each record, in order."""
-    return [parse_record(record) for record in records]
+    return [parse_record(record, max_clock_skew) for record in records]
+
+
+def clock_skew_reason(event: Event, arrival: datetime, max_clock_skew: timedelta) -> str | None:
+    """Why ``event`` is refused, when its time is more than ``max_clock_skew`` after ``arrival``.
+
+    None when it is at most that far ahead (or behind its arrival, by any amount).
+    """
+    ahead = event.trans_timestamp - arrival
+    if ahead <= max_clock_skew:
+        return None
+    return (
+        f"trans_timestamp {format_timestamp(event.trans_timestamp)} is {_seconds(ahead)} s ahead "
+        f"of its arrival {format_timestamp(arrival)} "
+        f"(allowed clock skew {_seconds(max_clock_skew)} s)"
+    )
 
 
 def quarantine_line(record: RejectedRecord) -> str:
@@ -132,6 +171,12 @@ def quarantine_key(records: Sequence[RejectedRecord], prefix: str, now: datetime
         f"{prefix}{hour:%Y/%m/%d/%H}/"
         f"{first.shard_id}-{first.sequence_number}-{last.sequence_number}.jsonl"
     )
+
+
+def _seconds(duration: timedelta) -> str:
+    """A duration in seconds, exact to the microsecond: ``300``, ``300.5``, ``0.000001``."""
+    whole, fraction = divmod(duration // _ONE_MICROSECOND, 1_000_000)
+    return f"{whole}.{fraction:06d}".rstrip("0") if fraction else str(whole)
 
 
 def _sequence_order(sequence_number: str) -> tuple[int, str]:

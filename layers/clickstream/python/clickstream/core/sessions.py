@@ -25,14 +25,19 @@ app_tablet both became ``app`` and collided; e.g. ``42_mob_1772892240``.
 :func:`gap_sessions` is the reference over a complete set of events; :class:`GapSessionizer`
 computes the same sessions incrementally, batch after batch, from events that arrive out of order
 within the allowed lateness.
+
+**CSV lines** (:func:`csv_line`, :func:`parse_csv_line`) are RFC 4180, one row per line: a field
+holding a comma or a double quote, or an empty field, is enclosed in double quotes, and a double
+quote inside it is doubled; every other character, backslashes included, is written as it is. A
+control character (U+0000 to U+001F, U+007F) is refused: the event parser never lets one through,
+and a newline or carriage return would cut the row in two.
 """
 
 from __future__ import annotations
 
 import bisect
-import csv
 import hashlib
-import io
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +45,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from clickstream.core.events import Event, event_from_dict, format_timestamp, parse_timestamp
+from clickstream.core.events import (
+    Event,
+    InvalidEvent,
+    event_from_dict,
+    format_timestamp,
+    parse_timestamp,
+)
 from clickstream.core.windows import (
     END_OF_STREAM,
     duration_micros,
@@ -97,6 +108,97 @@ def unique_events(events: Iterable[Event]) -> list[Event]:
             seen.add(event.event_id)
             kept.append(event)
     return kept
+
+
+# --- CSV lines --------------------------------------------------------------------------------
+
+CSV_SEPARATOR = ","
+CSV_QUOTE = '"'
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class UnwritableCsvValue(ValueError):
+    """A value no CSV line can carry: it holds a control character."""
+
+
+def csv_line(values: Sequence[object], columns: Sequence[str]) -> str:
+    """``values`` (named by ``columns``, for errors) as one RFC 4180 line ending with ``\\n``.
+
+    Raises :class:`UnwritableCsvValue` for a value holding a control character, rather than
+    write a line that readers would split or misread.
+    """
+    fields: list[str] = []
+    for column, value in zip(columns, values, strict=True):
+        text = str(value)
+        control = _control_character(text)
+        if control:
+            raise UnwritableCsvValue(f"{column}: {control} cannot be written to a CSV line")
+        if not text or CSV_SEPARATOR in text or CSV_QUOTE in text:
+            text = CSV_QUOTE + text.replace(CSV_QUOTE, CSV_QUOTE * 2) + CSV_QUOTE
+        fields.append(text)
+    return CSV_SEPARATOR.join(fields) + "\n"
+
+
+def parse_csv_line(line: str) -> list[str]:
+    """The fields of one line as :func:`csv_line` writes it (its final ``\\n`` optional).
+
+    An empty line has no fields. Raises :class:`InvalidEvent` for anything else the writer
+    cannot produce: a control character, a quote inside an unquoted field, an unclosed quoted
+    field, or text between a closing quote and the next separator.
+    """
+    text = line.removesuffix("\n")
+    control = _control_character(text)
+    if control:
+        raise InvalidEvent(f"CSV: {control}")
+    if not text:
+        return []
+    fields: list[str] = []
+    start = 0
+    while True:
+        if text.startswith(CSV_QUOTE, start):
+            value, end = _quoted_field(text, start)
+        else:
+            separator = text.find(CSV_SEPARATOR, start)
+            end = len(text) if separator < 0 else separator
+            value = text[start:end]
+            quote = value.find(CSV_QUOTE)
+            if quote >= 0:
+                raise InvalidEvent(
+                    f"CSV: quote inside an unquoted field at character {start + quote + 1}"
+                )
+        fields.append(value)
+        if end == len(text):
+            return fields
+        start = end + 1
+
+
+def _control_character(text: str) -> str:
+    """``control character U+000A at character 3`` for the first one in ``text``, else ``""``."""
+    found = _CONTROL_CHARACTER.search(text)
+    if found is None:
+        return ""
+    return f"control character U+{ord(found.group()):04X} at character {found.start() + 1}"
+
+
+def _quoted_field(text: str, start: int) -> tuple[str, int]:
+    """The value of the quoted field opening at ``start``, and where the field ends."""
+    pieces: list[str] = []
+    position = start + 1
+    while True:
+        quote = text.find(CSV_QUOTE, position)
+        if quote < 0:
+            raise InvalidEvent(f"CSV: quoted field opened at character {start + 1} is not closed")
+        pieces.append(text[position:quote])
+        if text.startswith(CSV_QUOTE, quote + 1):
+            pieces.append(CSV_QUOTE)
+            position = quote + 2
+            continue
+        end = quote + 1
+        if end < len(text) and text[end] != CSV_SEPARATOR:
+            raise InvalidEvent(
+                f"CSV: {CSV_SEPARATOR!r} expected after the closing quote at character {end}"
+            )
+        return "".join(pieces), end
 
 
 # --- Per-minute sessions ----------------------------------------------------------------------
@@ -158,10 +260,8 @@ class MinuteSession:
         )
 
     def to_csv_line(self) -> str:
-        """The row as one CSV line: no header, quoted only where needed, ending with ``\\n``."""
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL).writerow(self.row())
-        return buffer.getvalue()
+        """The row as one CSV line (:func:`csv_line`): no header, ending with ``\\n``."""
+        return csv_line(self.row(), MINUTE_SESSION_COLUMNS)
 
     @property
     def row_id(self) -> str:

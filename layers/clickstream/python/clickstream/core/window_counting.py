@@ -23,12 +23,26 @@ partials of all shards: ``value = |∪members|`` and ``late = |∪late − ∪on
 copy of an event already counted on time is a duplicate, not a late event). Unique-users
 partials keep ``events`` for that subtraction, since their members are custids.
 
+**Sketches.** A partial's set stays exact while it holds at most the exact-set limit
+(:data:`DEFAULT_EXACT_SET_LIMIT`, a setting). A batch that would take it past the limit folds
+the set into a HyperLogLog sketch (:mod:`clickstream.core.sketch`) and empties it; later values
+collect in the exact set again until it passes the limit once more (:func:`add_delta`). Folding
+takes register maxima, so a redelivered batch changes no estimate. Once any partial of a key holds
+a sketch, the merged count is estimated: the sketches merged, the exact sets added to them
+(:func:`merge_partials`), and the value is flagged approximate. ``late`` stays exact while no
+on-time set of the key has been folded; after that, late digests cannot be matched against the
+folded on-time events, so ``late`` counts every late digest not found in an exact on-time set:
+an upper bound of the exact count, equal to it unless an event arrived both on time and late.
+Once late digests are folded too, that bound is estimated.
+
 **Rows.** A window is final once the stream's watermark (the lowest over the shards, see
 :func:`clickstream.core.checkpoints.combined_watermark`) reaches its end. Top-sources rows carry
 an ordinal rank: count descending, ties by name (:func:`clickstream.core.windows.rank_sources`);
 keys with no on-time event (only late ones) get no rank. Each row carries the consumer's
 :func:`~clickstream.core.checkpoints.state_version` it was computed under, so a row computed
-from older state never replaces a newer one.
+from older state never replaces a newer one. A row with an estimated or bounded count is
+``approximate`` and carries the sketch's relative standard error and error bound
+(:mod:`clickstream.core.sketch`: 1.625 % and three times that).
 """
 
 from __future__ import annotations
@@ -44,6 +58,7 @@ from typing import Any
 from clickstream.core.checkpoints import ShardCheckpoint, sequence_key
 from clickstream.core.events import Event, format_timestamp, parse_timestamp
 from clickstream.core.records import ParsedRecord, RejectedRecord
+from clickstream.core.sketch import ERROR_BOUND, RELATIVE_STANDARD_ERROR, HyperLogLog, union
 from clickstream.core.windows import (
     TOP_SOURCES,
     UNIQUE_USERS,
@@ -212,39 +227,100 @@ def _next_checkpoint(
 
 # --- Window state: shards' partials merged ----------------------------------------------------
 
+DEFAULT_EXACT_SET_LIMIT = 4096
+"""How many values one set of a partial holds exactly before it is folded into a sketch."""
+
 
 @dataclass(frozen=True)
 class WindowValue:
-    """The merged value of one (window, key): the count and the number of late events."""
+    """The merged value of one (window, key): the count and the number of late events.
+
+    ``approximate`` is true when either number is not exact (see the module docstring).
+    """
 
     value: int
     late: int
+    approximate: bool = False
 
 
 @dataclass(frozen=True)
 class WindowPartial:
-    """One shard's stored sets for one (window, key)."""
+    """One shard's stored sets for one (window, key).
+
+    Each of ``members``, ``events`` and ``late`` is exact, or, once it grew past the exact-set
+    limit, the sketch of the values folded away (``*_sketch``) plus the exact set of the values
+    added since. Top-sources partials have ``events`` equal to ``members``.
+    """
 
     key: str
     shard_id: str
     members: frozenset[int] = field(default_factory=frozenset)
     events: frozenset[int] = field(default_factory=frozenset)
     late: frozenset[int] = field(default_factory=frozenset)
+    members_sketch: HyperLogLog | None = None
+    events_sketch: HyperLogLog | None = None
+    late_sketch: HyperLogLog | None = None
+
+
+def add_delta(partial: WindowPartial, delta: WindowDelta, exact_limit: int) -> WindowPartial:
+    """``partial`` with a batch's ``delta`` added: each set stays exact up to ``exact_limit``.
+
+    A set whose union with the delta would hold more than ``exact_limit`` values is folded: its
+    values and the delta's go into its sketch, and the exact set is emptied.
+    """
+    members, members_sketch = _grow(
+        partial.members, partial.members_sketch, delta.members, exact_limit
+    )
+    events, events_sketch = _grow(partial.events, partial.events_sketch, delta.events, exact_limit)
+    late, late_sketch = _grow(partial.late, partial.late_sketch, delta.late, exact_limit)
+    return WindowPartial(
+        key=partial.key,
+        shard_id=partial.shard_id,
+        members=members,
+        events=events,
+        late=late,
+        members_sketch=members_sketch,
+        events_sketch=events_sketch,
+        late_sketch=late_sketch,
+    )
+
+
+def _grow(
+    exact: frozenset[int], sketch: HyperLogLog | None, added: frozenset[int], exact_limit: int
+) -> tuple[frozenset[int], HyperLogLog | None]:
+    combined = exact | added
+    if len(combined) <= exact_limit:
+        return combined, sketch
+    return frozenset(), (sketch or HyperLogLog()).add_all(combined)
 
 
 def merge_partials(partials: Sequence[WindowPartial]) -> dict[str, WindowValue]:
     """Union the shards' partials per key into values (see the module docstring)."""
-    members: dict[str, set[int]] = defaultdict(set)
-    events: dict[str, set[int]] = defaultdict(set)
-    late: dict[str, set[int]] = defaultdict(set)
+    by_key: dict[str, list[WindowPartial]] = defaultdict(list)
     for partial in partials:
-        members[partial.key] |= partial.members
-        events[partial.key] |= partial.events
-        late[partial.key] |= partial.late
-    return {
-        key: WindowValue(value=len(members[key]), late=len(late[key] - events[key]))
-        for key in sorted(members)
-    }
+        by_key[partial.key].append(partial)
+    return {key: _merged_value(by_key[key]) for key in sorted(by_key)}
+
+
+def _merged_value(partials: Sequence[WindowPartial]) -> WindowValue:
+    """One key's value and late count over its shards' partials."""
+    members: frozenset[int] = frozenset().union(*(partial.members for partial in partials))
+    member_sketches = [p.members_sketch for p in partials if p.members_sketch is not None]
+    if member_sketches:
+        value, value_approximate = union(member_sketches).add_all(members).count(), True
+    else:
+        value, value_approximate = len(members), False
+    on_time: frozenset[int] = frozenset().union(*(partial.events for partial in partials))
+    late = frozenset().union(*(partial.late for partial in partials)) - on_time
+    late_sketches = [p.late_sketch for p in partials if p.late_sketch is not None]
+    if late_sketches:
+        late_count, late_approximate = union(late_sketches).add_all(late).count(), True
+    else:
+        on_time_folded = any(partial.events_sketch is not None for partial in partials)
+        late_count, late_approximate = len(late), on_time_folded and bool(late)
+    return WindowValue(
+        value=value, late=late_count, approximate=value_approximate or late_approximate
+    )
 
 
 # --- Result rows ------------------------------------------------------------------------------
@@ -265,6 +341,12 @@ class ResultRow:
     rank: int | None = None
     state_version: int = 0
     """The consumer's state version the row was computed under (see the module docstring)."""
+    approximate: bool = False
+    """True when ``value`` or ``late_events`` is not exact (see the module docstring)."""
+    standard_error: float = 0.0
+    """Relative standard error of an estimated count; 0 when the row is exact."""
+    error_bound: float = 0.0
+    """Relative error bound (three standard errors) of an estimated count; 0 when exact."""
 
     def to_item(self) -> dict[str, Any]:
         """The row as plain attribute values, keys included."""
@@ -280,6 +362,9 @@ class ResultRow:
             "final": self.final,
             "late_events": self.late_events,
             "state_version": self.state_version,
+            "approximate": self.approximate,
+            "standard_error": self.standard_error,
+            "error_bound": self.error_bound,
         }
         if self.rank is not None:
             item["rank"] = self.rank
@@ -300,6 +385,9 @@ class ResultRow:
             late_events=int(item["late_events"]),
             rank=None if rank is None else int(rank),
             state_version=int(item.get("state_version", 0)),
+            approximate=bool(item.get("approximate", False)),
+            standard_error=float(item.get("standard_error", 0)),
+            error_bound=float(item.get("error_bound", 0)),
         )
 
 
@@ -330,6 +418,9 @@ def window_rows(
             late_events=value.late,
             rank=ranks.get(key),
             state_version=version,
+            approximate=value.approximate,
+            standard_error=RELATIVE_STANDARD_ERROR if value.approximate else 0.0,
+            error_bound=ERROR_BOUND if value.approximate else 0.0,
         )
         for key, value in values.items()
     ]

@@ -1,4 +1,8 @@
-"""Per-minute session rows to Firehose (``aggregated/``): one CSV line per row, PutRecordBatch."""
+"""Per-minute session rows to Firehose (``aggregated/``): one CSV line per row, PutRecordBatch.
+
+Each record is one RFC 4180 line (:meth:`MinuteSession.to_csv_line`); Firehose concatenates them
+into the ``aggregated/`` objects, one row per line.
+"""
 
 from __future__ import annotations
 
@@ -56,7 +60,11 @@ class FirehoseMinuteSessionSink(MinuteSessionSink):
         self.sleep = sleep
 
     def put(self, rows: Sequence[MinuteSession]) -> None:
-        """Deliver every row; failed entries are retried with exponential backoff."""
+        """Deliver every row; failed entries are retried with exponential backoff.
+
+        Every row becomes its line before anything is sent: a row that cannot be written
+        (``UnwritableCsvValue``) fails the call with nothing delivered.
+        """
         payloads = [row.to_csv_line().encode("utf-8") for row in rows]
         for batch in record_batches(payloads):
             self._deliver(batch)

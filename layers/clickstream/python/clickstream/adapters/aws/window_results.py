@@ -9,11 +9,16 @@ the windows they touch at the same time. Each row carries the consumer's
 :func:`~clickstream.core.checkpoints.state_version` read before its state was, and is written only
 if the stored row's version is not higher. So a row computed from older state never replaces a
 newer one, and once every writer is done each row reflects every commit.
+
+**Approximate rows.** ``approximate`` is a boolean; ``standard_error`` and ``error_bound`` (relative
+errors, 0 on exact rows) are stored as numbers: DynamoDB numbers are decimal, so they are written
+from their shortest decimal text (:func:`row_attributes`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -23,6 +28,15 @@ from clickstream.core.window_counting import ResultRow
 from clickstream.ports import WindowResults
 
 _NEWER_OR_SAME = "attribute_not_exists(state_version) OR state_version <= :version"
+
+
+def row_attributes(row: ResultRow) -> dict[str, Any]:
+    """The row as DynamoDB attribute values (floats through their shortest decimal text)."""
+    item = {
+        name: Decimal(repr(value)) if isinstance(value, float) else value
+        for name, value in row.to_item().items()
+    }
+    return to_attributes(item)
 
 
 class DynamoWindowResults(WindowResults):
@@ -39,7 +53,7 @@ class DynamoWindowResults(WindowResults):
             try:
                 self.client.put_item(
                     TableName=self.table,
-                    Item=to_attributes(row.to_item()),
+                    Item=row_attributes(row),
                     ConditionExpression=_NEWER_OR_SAME,
                     ExpressionAttributeValues={":version": {"N": str(row.state_version)}},
                 )
