@@ -143,7 +143,11 @@ class Provisioner:
         except ClientError as error:
             if error.response["Error"]["Code"] != "AlreadyExistsException":
                 raise
-            cloudformation.update_stack(**arguments)
+            try:
+                cloudformation.update_stack(**arguments)
+            except ClientError as unchanged:
+                if "No updates are to be performed" not in str(unchanged):
+                    raise
             status = "exists"
         return ProvisionedResource("Stack", "AWS::CloudFormation::Stack", name, status)
 

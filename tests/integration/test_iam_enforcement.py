@@ -33,15 +33,20 @@ from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
+SEQUENCE_NUMBER = "49600000000000000000000000000000000000000000000000000001"
+
 
 def template_without(
-    tmp_path: Path, stack_name: str, role: str, action: str
+    tmp_path: Path, stack_name: str, role: str, action: str, sid: str | None = None
 ) -> tuple[Template, Path]:
-    """A copy of template.yaml whose ``role`` no longer grants ``action``."""
+    """A copy of template.yaml whose ``role`` no longer grants ``action`` (in statement ``sid``
+    only, when given)."""
     document = load_template_document(ROOT / "template.yaml")
     removed = 0
     for policy in document["Resources"][role]["Properties"]["Policies"]:
         for statement in policy["PolicyDocument"]["Statement"]:
+            if sid is not None and statement.get("Sid") != sid:
+                continue
             actions = (
                 statement["Action"]
                 if isinstance(statement["Action"], list)
@@ -79,7 +84,7 @@ def invoke_window_counter(template: Template, endpoint: str, data: bytes) -> Inv
     record = {
         "Data": data,
         "PartitionKey": "1",
-        "SequenceNumber": "49600000000000000000000000000000000000000000000000000001",
+        "SequenceNumber": SEQUENCE_NUMBER,
         "ApproximateArrivalTimestamp": time.time(),
     }
     try:
@@ -120,15 +125,24 @@ def test_removing_one_action_from_one_role_fails_the_call_with_aws_access_denied
     moto_endpoint: str, stack_name: str, tmp_path: Path
 ) -> None:
     # GIVEN a copy of the template whose window counter may no longer write its quarantine
-    template, _ = template_without(tmp_path, stack_name, "WindowCounterRole", "s3:PutObject")
+    template, _ = template_without(
+        tmp_path, stack_name, "WindowCounterRole", "s3:PutObject", sid="QuarantineInvalidRecords"
+    )
     Provisioner(template, moto_endpoint).provision()
     # WHEN the window counter handles a malformed record with that role
     outcome = invoke_window_counter(template, moto_endpoint, b"not json\n")
-    # THEN the handler fails with S3's AccessDenied naming the action and the object
-    assert not outcome.ok
-    assert "AccessDenied" in (outcome.error_message or "")
-    assert "is not authorized to perform: s3:PutObject" in (outcome.error_message or "")
+    # THEN the record is not committed: the handler names it for Lambda's retry
+    assert outcome.ok, outcome.error_message
+    assert outcome.payload == {"batchItemFailures": [{"itemIdentifier": SEQUENCE_NUMBER}]}
     assert quarantined_keys(template, moto_endpoint) == []
+    # AND the endpoint refused the quarantine write, and only that
+    role = template.arn("WindowCounterRole")
+    refused = {
+        (d["action"], d["decision"])
+        for d in iam_audit(moto_endpoint)["decisions"]
+        if d["role"] == role and d["decision"] != "allow"
+    }
+    assert refused == {("s3:PutObject", "implicit deny")}
 
 
 def test_refusals_have_the_shape_aws_gives_each_protocol(
