@@ -36,6 +36,7 @@ from clickstream.ports import (
     QuarantineSink,
     SessionStateStore,
     StreamShards,
+    WindowCounterPorts,
     WindowResults,
     WindowStateStore,
 )
@@ -230,3 +231,21 @@ class FixedShards(StreamShards):
     def shard_ids(self) -> list[str]:
         """The shards, as given."""
         return list(self._shard_ids)
+
+
+def memory_window_counter_ports(
+    shard_ids: Sequence[str],
+    *,
+    checkpoints: MemoryCheckpoints | None = None,
+    results: MemoryWindowResults | None = None,
+    quarantine: QuarantineSink | None = None,
+) -> WindowCounterPorts:
+    """The window counter's ports, all in memory, over ``shard_ids``; fakes given are used."""
+    checkpoints = checkpoints or MemoryCheckpoints()
+    return WindowCounterPorts(
+        checkpoints=checkpoints,
+        state=MemoryWindowState(checkpoints),
+        results=results or MemoryWindowResults(),
+        quarantine=quarantine or MemoryQuarantine(),
+        shards=FixedShards(shard_ids),
+    )

@@ -25,7 +25,7 @@ from clickstream.core.records import (
     clock_skew_reason,
     parse_record,
 )
-from clickstream.ports import SearchIndexerPorts, SessionizerPorts, WindowCounterPorts
+from clickstream.ports import SearchIndexerPorts, SessionizerPorts
 from clickstream.settings import (
     IndexerSettings,
     SessionizerSettings,
@@ -34,14 +34,12 @@ from clickstream.settings import (
 )
 from tests.factories import at, make_event
 from tests.support.fakes import (
-    FixedShards,
     MemoryCheckpoints,
     MemoryGapSink,
     MemoryMinuteSink,
     MemoryQuarantine,
     MemorySessionState,
-    MemoryWindowResults,
-    MemoryWindowState,
+    memory_window_counter_ports,
 )
 from tests.support.lambda_events import kinesis_event, kinesis_record
 from tests.support.search_indexer import FakeIndex, FakeQuarantine, index_batch
@@ -190,12 +188,8 @@ def skewed_batch() -> tuple[dict[str, list[ParsedRecord]], list[Any]]:
 def test_the_window_counter_quarantines_it_and_its_watermark_does_not_move() -> None:
     # GIVEN the window counter, and a batch with an event a day ahead of its arrival
     checkpoints, quarantine = MemoryCheckpoints(), MemoryQuarantine()
-    ports = WindowCounterPorts(
-        checkpoints=checkpoints,
-        state=MemoryWindowState(checkpoints),
-        results=MemoryWindowResults(),
-        quarantine=quarantine,
-        shards=FixedShards(["shardId-0"]),
+    ports = memory_window_counter_ports(
+        ["shardId-0"], checkpoints=checkpoints, quarantine=quarantine
     )
     settings = WindowCounterSettings.from_env(WINDOW_ENV)
     batch, _ = skewed_batch()
@@ -284,14 +278,7 @@ def load_handler(name: str, env: dict[str, str]) -> ModuleType:
 def fake_ports(name: str, quarantine: MemoryQuarantine) -> Any:
     """In-memory ports of the consumer ``name``, around ``quarantine``."""
     if name == "window_counter":
-        checkpoints = MemoryCheckpoints()
-        return WindowCounterPorts(
-            checkpoints=checkpoints,
-            state=MemoryWindowState(checkpoints),
-            results=MemoryWindowResults(),
-            quarantine=quarantine,
-            shards=FixedShards(["shardId-0"]),
-        )
+        return memory_window_counter_ports(["shardId-0"], quarantine=quarantine)
     if name == "sessionizer":
         state = MemorySessionState()
         return SessionizerPorts(

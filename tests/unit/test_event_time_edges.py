@@ -16,19 +16,17 @@ from clickstream.core.events import Event
 from clickstream.core.records import ParsedRecord
 from clickstream.core.schema import EVENT_TIME, INT32_MAX
 from clickstream.core.windows import TOP_SOURCES, UNIQUE_USERS
-from clickstream.ports import SessionizerPorts, WindowCounterPorts
+from clickstream.ports import SessionizerPorts
 from clickstream.settings import SessionizerSettings, WindowCounterSettings
 from clickstream_glue.records import gap_session_row, micros, minute_session_row
 from tests.factories import at, make_event
 from tests.support.fakes import (
-    FixedShards,
-    MemoryCheckpoints,
     MemoryGapSink,
     MemoryMinuteSink,
     MemoryQuarantine,
     MemorySessionState,
     MemoryWindowResults,
-    MemoryWindowState,
+    memory_window_counter_ports,
 )
 from tests.support.lambda_events import kinesis_event, kinesis_record
 from tests.support.search_indexer import FakeIndex, FakeQuarantine
@@ -81,18 +79,8 @@ def windows(results: MemoryWindowResults, metric: str, size: int) -> list[tuple[
 
 def test_the_window_counter_counts_and_closes_windows_at_both_edges() -> None:
     # GIVEN the window counter on in-memory ports
-    checkpoints, results, quarantine = (
-        MemoryCheckpoints(),
-        MemoryWindowResults(),
-        MemoryQuarantine(),
-    )
-    ports = WindowCounterPorts(
-        checkpoints=checkpoints,
-        state=MemoryWindowState(checkpoints),
-        results=results,
-        quarantine=quarantine,
-        shards=FixedShards(SHARDS),
-    )
+    results, quarantine = MemoryWindowResults(), MemoryQuarantine()
+    ports = memory_window_counter_ports(SHARDS, results=results, quarantine=quarantine)
     # WHEN a batch holds an event at each edge, the shards go idle, and the stream ends
     window_counter.handle_batch(
         lambda_batch(EDGE_EVENTS), settings=WINDOW_SETTINGS, ports=ports, now=NOW

@@ -21,15 +21,12 @@ from clickstream.consumers.window_counter import finalize, handle_batch
 from clickstream.core.events import DEVICES, InvalidEvent, parse_event
 from clickstream.core.sessions import parse_csv_line
 from clickstream.core.windows import TOP_SOURCES
-from clickstream.ports import WindowCounterPorts
 from clickstream.settings import WindowCounterSettings
 from tests.factories import at, make_event
 from tests.support.fakes import (
-    FixedShards,
-    MemoryCheckpoints,
     MemoryQuarantine,
     MemoryWindowResults,
-    MemoryWindowState,
+    memory_window_counter_ports,
 )
 from tests.support.lambda_events import kinesis_event, kinesis_record
 from tests.support.sessionizer import Pipeline, record
@@ -125,18 +122,8 @@ def test_the_window_counter_accounts_for_every_line_however_batches_are_cut(
     # GIVEN any lines, cut into batches anywhere
     lines = data.draw(stream_lines())
     batches = data.draw(cuts(len(lines)))
-    checkpoints, results, quarantine = (
-        MemoryCheckpoints(),
-        MemoryWindowResults(),
-        MemoryQuarantine(),
-    )
-    ports = WindowCounterPorts(
-        checkpoints=checkpoints,
-        state=MemoryWindowState(checkpoints),
-        results=results,
-        quarantine=quarantine,
-        shards=FixedShards([SHARD]),
-    )
+    results, quarantine = MemoryWindowResults(), MemoryQuarantine()
+    ports = memory_window_counter_ports([SHARD], results=results, quarantine=quarantine)
     # WHEN each batch is handled, then the stream ends
     handled = 0
     for start, end in batches:

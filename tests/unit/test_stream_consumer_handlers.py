@@ -17,18 +17,16 @@ import pytest
 
 from clickstream.consumers import sessionizer, window_counter
 from clickstream.core.events import Event
-from clickstream.ports import SessionizerPorts, WindowCounterPorts
+from clickstream.ports import SessionizerPorts
 from clickstream_local.faults import poisoned_session_rules, poisoned_window_rules
 from tests.factories import at, make_event
 from tests.support.fakes import (
-    FixedShards,
     MemoryCheckpoints,
     MemoryGapSink,
     MemoryMinuteSink,
     MemoryQuarantine,
     MemorySessionState,
-    MemoryWindowResults,
-    MemoryWindowState,
+    memory_window_counter_ports,
 )
 from tests.support.lambda_events import kinesis_event, kinesis_record
 from tests.support.metrics import emitted_metrics
@@ -87,13 +85,7 @@ def event(*records: tuple[str, Event], redrive: bool = False) -> dict[str, Any]:
 def window_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, MemoryCheckpoints]]:
     app = load_app("window_counter")
     checkpoints = MemoryCheckpoints()
-    ports = WindowCounterPorts(
-        checkpoints=checkpoints,
-        state=MemoryWindowState(checkpoints),
-        results=MemoryWindowResults(),
-        quarantine=MemoryQuarantine(),
-        shards=FixedShards([SHARD]),
-    )
+    ports = memory_window_counter_ports([SHARD], checkpoints=checkpoints)
     monkeypatch.setattr(app, "ports", ports)
     yield app, checkpoints
 

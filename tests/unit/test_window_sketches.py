@@ -35,16 +35,13 @@ from clickstream.core.window_counting import (
     window_rows,
 )
 from clickstream.core.windows import TOP_SOURCES, UNIQUE_USERS, WindowKey
-from clickstream.ports import WindowCounterPorts
 from clickstream.settings import WindowCounterSettings
 from clickstream_analytics.dashboard import LatestWindowResults
 from tests.factories import at, make_event
 from tests.support.fakes import (
-    FixedShards,
     MemoryCheckpoints,
-    MemoryQuarantine,
     MemoryWindowResults,
-    MemoryWindowState,
+    memory_window_counter_ports,
 )
 
 WINDOW = at("2026-03-07T14:04:15")
@@ -91,13 +88,7 @@ def counted(records: list[ParsedRecord], shard_count: int) -> MemoryWindowResult
     checkpoints = MemoryCheckpoints()
     results = MemoryWindowResults()
     shards = [f"shardId-{n}" for n in range(shard_count)]
-    ports = WindowCounterPorts(
-        checkpoints=checkpoints,
-        state=MemoryWindowState(checkpoints),
-        results=results,
-        quarantine=MemoryQuarantine(),
-        shards=FixedShards(shards),
-    )
+    ports = memory_window_counter_ports(shards, checkpoints=checkpoints, results=results)
     by_shard: dict[str, list[ParsedRecord]] = {shard: [] for shard in shards}
     for record in records:
         by_shard[record.record.shard_id if shard_count > 1 else shards[0]].append(record)
