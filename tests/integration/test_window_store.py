@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,9 +13,11 @@ import pytest
 from clickstream.adapters.aws.checkpoints import DynamoCheckpointStore
 from clickstream.adapters.aws.window_results import DynamoWindowResults
 from clickstream.adapters.aws.window_state import DynamoWindowStateStore, window_updates
-from clickstream.consumers.window_counter import materialize, run_batch
+from clickstream.consumers.window_counter import CONSUMER as CONSUMER_OF_HANDLER
+from clickstream.consumers.window_counter import handle_batch, materialize, run_batch
 from clickstream.core.checkpoints import CheckpointConflict
 from clickstream.core.events import Event
+from clickstream.core.first_occurrences import event_digest
 from clickstream.core.records import ParsedRecord, ShardRecord, parse_records
 from clickstream.core.window_counting import ResultRow, ShardBatchResult, process_shard_batch
 from clickstream.core.windows import (
@@ -26,6 +28,7 @@ from clickstream.core.windows import (
     window_start,
 )
 from clickstream.ports import WindowCounterPorts
+from clickstream.settings import WindowCounterSettings
 from clickstream_local.aws import local_client
 from tests.factories import at, make_event
 from tests.support.fakes import FixedShards, MemoryQuarantine
@@ -305,3 +308,66 @@ def test_a_row_computed_from_older_state_never_replaces_a_newer_one(stack: Stack
     assert [(row.value, row.state_version) for row in cart] == [(2, newer[0].state_version)]
     # AND rows of the same version are rewritten (a redelivered batch rewrites its rows)
     assert stack.results.write(newer) == len(newer)
+
+
+def test_a_repeat_with_other_fields_in_a_later_batch_counts_once(stack: Stack) -> None:
+    # GIVEN an event committed in one batch
+    minute = at("2026-03-07T14:04:00")
+    first = make_event(minute + timedelta(seconds=3), custid=1, url="beer_cart")
+    run(stack, shard_records([first]))
+    # WHEN a later batch repeats its event_id with another url, source and device
+    repeat = replace(first, url="wine_cart", trafficfrom="bing", device="app_mobile")
+    other = make_event(minute + timedelta(seconds=4), custid=2, url="wine_cart")
+    result = run(stack, shard_records([repeat, other], first=2))
+    # THEN the repeat is a duplicate: its first occurrence decides every window
+    assert (result.valid, result.duplicates, result.distinct) == (2, 1, 1)
+    users = stack.state.read_window(UNIQUE_USERS, 60, minute)
+    sources = stack.state.read_window(TOP_SOURCES, 60, minute)
+    assert {key: value.value for key, value in users.items()} == {"beer_cart": 1, "wine_cart": 1}
+    assert {key: value.value for key, value in sources.items()} == {"google": 2}
+    # AND the registry holds each event once, in its 15-second bucket
+    bucket = window_start(first.trans_timestamp, 15)
+    registered = stack.state.registered("shardId-0", [bucket])
+    assert registered == {bucket: {event_digest(first.event_id), event_digest(other.event_id)}}
+
+
+def test_a_batch_over_many_buckets_commits_in_parts_with_its_registrations(stack: Stack) -> None:
+    # GIVEN one batch whose 80 events fall in 80 buckets of 15 seconds, then its repeats
+    start = at("2026-03-07T14:00:00")
+    events = [
+        make_event(start + timedelta(seconds=15 * n), custid=n + 1, url=f"page_{n % 3}")
+        for n in range(80)
+    ]
+    repeats = [replace(event, url="elsewhere", trafficfrom="bing") for event in events]
+    records = shard_records(events + repeats)
+    ports = WindowCounterPorts(
+        checkpoints=stack.checkpoints,
+        state=stack.state,
+        results=stack.results,
+        quarantine=MemoryQuarantine(),
+        shards=FixedShards(["shardId-0"]),
+    )
+    settings = WindowCounterSettings.from_env(
+        {
+            "STATE_TABLE": stack.table,
+            "RESULTS_TABLE": "results",
+            "STREAM_NAME": "stream",
+            "QUARANTINE_BUCKET": "lake",
+            "ALLOWED_LATENESS_SECONDS": str(int(LATENESS.total_seconds()) * 3),
+        }
+    )
+    # WHEN it is handled
+    report = handle_batch({"shardId-0": records}, settings=settings, ports=ports, now=NOW)
+    # THEN every record committed, in parts of at most 32 buckets, and each repeat is a duplicate
+    assert report.response() == {"batchItemFailures": []}
+    assert (report.valid, report.duplicates, report.failed) == (160, 80, 0)
+    assert stack.checkpoints.load(CONSUMER_OF_HANDLER, "shardId-0").sequence_number == "160"
+    buckets = [window_start(event.trans_timestamp, 15) for event in events]
+    registered = stack.state.registered("shardId-0", buckets)
+    assert sum(len(digests) for digests in registered.values()) == 80
+    registry_items = [item for item in snapshot(stack) if item["pk"]["S"].startswith("E#")]
+    assert len(registry_items) == 80
+    assert len({item["sk"]["S"] for item in registry_items}) == 3  # three commits: 32 + 32 + 16
+    # AND no source but the first occurrences' is counted
+    sources = stack.state.read_window(TOP_SOURCES, 60, start)
+    assert set(sources) == {"google"}

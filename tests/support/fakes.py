@@ -75,11 +75,22 @@ class MemoryWindowState(WindowStateStore):
         self.checkpoints = checkpoints
         self.exact_limit = exact_limit
         self.partials: dict[str, dict[str, WindowPartial]] = defaultdict(dict)
+        self.registry: dict[tuple[str, datetime], set[int]] = defaultdict(set)
+
+    def registered(
+        self, shard_id: str, buckets: Iterable[datetime]
+    ) -> dict[datetime, frozenset[int]]:
+        """The shard's registered digests of each bucket that has any."""
+        found = {bucket: frozenset(self.registry.get((shard_id, bucket), ())) for bucket in buckets}
+        return {bucket: digests for bucket, digests in found.items() if digests}
 
     def apply(self, result: ShardBatchResult) -> None:
-        """Commit the checkpoint (or raise CheckpointConflict), then union the deltas."""
+        """Commit the checkpoint (or raise CheckpointConflict) with the registrations, then
+        union the deltas."""
         self.checkpoints.save(result.checkpoint, result.checkpoint_before.version)
         shard_id = result.checkpoint.shard_id
+        for bucket, digests in result.registrations.items():
+            self.registry[(shard_id, bucket)] |= digests
         for key, delta in result.deltas.items():
             window = self.partials[window_pk(key.metric, key.size_seconds, key.window_start)]
             sort_key = window_sk(key.key, shard_id)

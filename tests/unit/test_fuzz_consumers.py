@@ -2,15 +2,16 @@
 
 For any mix of valid events, exact repeats and invalid lines, cut into batches anywhere, no
 exception escapes, no record is left failed, and every line is accounted for exactly once:
-``lines = counted + duplicates + late + quarantined``. Every per-minute session row the
-sessionizer emits reads back from its CSV line unchanged.
+``lines = counted + duplicates + late + quarantined``. For the window counter, repeats may also
+carry another url, source or device: every window equals that of the first occurrences alone.
+Every per-minute session row the sessionizer emits reads back from its CSV line unchanged.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from hypothesis import given, settings
@@ -20,7 +21,8 @@ from clickstream.adapters.kinesis_event import records_by_shard
 from clickstream.consumers.window_counter import finalize, handle_batch
 from clickstream.core.events import DEVICES, InvalidEvent, parse_event
 from clickstream.core.sessions import parse_csv_line
-from clickstream.core.windows import TOP_SOURCES
+from clickstream.core.window_counting import ResultRow
+from clickstream.core.windows import TOP_SOURCES, UNIQUE_USERS
 from clickstream.settings import WindowCounterSettings
 from tests.factories import at, make_event
 from tests.support.fakes import (
@@ -70,12 +72,25 @@ INVALID_LINES = st.one_of(
 
 
 @st.composite
-def stream_lines(draw: st.DrawFn) -> list[bytes]:
-    """Valid events, exact repeats of earlier lines and invalid lines, in any order."""
+def stream_lines(draw: st.DrawFn, differing_repeats: bool = False) -> list[bytes]:
+    """Valid events, exact repeats of earlier lines and invalid lines, in any order; with
+    ``differing_repeats``, also repeats of earlier events' ids with another url, source or
+    device (the same custid and time)."""
     lines: list[bytes] = []
-    for kind in draw(st.lists(st.sampled_from("vvvvrx"), min_size=1, max_size=80)):
+    kinds = "vvvvrxd" if differing_repeats else "vvvvrx"
+    for kind in draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=80)):
+        valid = [line for line in lines if _valid(line)]
         if kind == "r" and lines:
             lines.append(lines[draw(st.integers(min_value=0, max_value=len(lines) - 1))])
+        elif kind == "d" and valid:
+            original = parse_event(draw(st.sampled_from(valid)))
+            changed = replace(
+                original,
+                url=draw(st.sampled_from(["beer_cart", "wine_cart", *HOSTILE_URLS])),
+                trafficfrom=draw(st.sampled_from(["google", "Alexa", "bing"])),
+                device=draw(st.sampled_from(DEVICES)),
+            )
+            lines.append(changed.to_json_line())
         elif kind == "x":
             lines.append(draw(INVALID_LINES))
         else:
@@ -119,23 +134,12 @@ def line_counts(lines: list[bytes]) -> LineCounts:
 def test_the_window_counter_accounts_for_every_line_however_batches_are_cut(
     data: st.DataObject,
 ) -> None:
-    # GIVEN any lines, cut into batches anywhere
-    lines = data.draw(stream_lines())
+    # GIVEN any lines, repeats that differ included, cut into batches anywhere
+    lines = data.draw(stream_lines(differing_repeats=True))
     batches = data.draw(cuts(len(lines)))
-    results, quarantine = MemoryWindowResults(), MemoryQuarantine()
-    ports = memory_window_counter_ports([SHARD], results=results, quarantine=quarantine)
     # WHEN each batch is handled, then the stream ends
-    handled = 0
-    for start, end in batches:
-        event = kinesis_event(
-            *(kinesis_record(SHARD, str(n + 1), lines[n], ARRIVED) for n in range(start, end))
-        )
-        report = handle_batch(records_by_shard(event), settings=SETTINGS, ports=ports, now=ARRIVED)
-        # THEN no batch leaves a record failed
-        assert report.response() == {"batchItemFailures": []}
-        handled += report.records
-    finalize(settings=SETTINGS, ports=ports, shard_ids=[SHARD], now=ARRIVED, close_all=True)
-    # AND every line is counted, a duplicate, late or quarantined, exactly once
+    results, quarantine, handled = count_windows(lines, batches)
+    # THEN every line is counted, a duplicate, late or quarantined, exactly once
     expected = line_counts(lines)
     rows = results.rows(TOP_SOURCES, 60)
     counted = sum(row.value for row in rows)
@@ -146,6 +150,47 @@ def test_the_window_counter_accounts_for_every_line_however_batches_are_cut(
     assert counted + late == expected.distinct
     assert len(lines) == counted + (expected.valid - expected.distinct) + late + quarantined
     assert all(row.final for row in rows)
+    # AND every window equals the first occurrences alone, counted in one batch
+    reference, _, _ = count_windows(first_occurrences(lines), [(0, len(first_occurrences(lines)))])
+    for metric, size in ((UNIQUE_USERS, 15), (UNIQUE_USERS, 60), (TOP_SOURCES, 60)):
+        assert row_values(results.rows(metric, size)) == row_values(reference.rows(metric, size))
+
+
+def count_windows(
+    lines: list[bytes], batches: list[tuple[int, int]]
+) -> tuple[MemoryWindowResults, MemoryQuarantine, int]:
+    """The window counter over ``lines`` in ``batches``, then the end of the stream: its rows,
+    its quarantine and how many records it handled; no batch may leave a record failed."""
+    results, quarantine = MemoryWindowResults(), MemoryQuarantine()
+    ports = memory_window_counter_ports([SHARD], results=results, quarantine=quarantine)
+    handled = 0
+    for start, end in batches:
+        event = kinesis_event(
+            *(kinesis_record(SHARD, str(n + 1), lines[n], ARRIVED) for n in range(start, end))
+        )
+        report = handle_batch(records_by_shard(event), settings=SETTINGS, ports=ports, now=ARRIVED)
+        assert report.response() == {"batchItemFailures": []}
+        handled += report.records
+    finalize(settings=SETTINGS, ports=ports, shard_ids=[SHARD], now=ARRIVED, close_all=True)
+    return results, quarantine, handled
+
+
+def first_occurrences(lines: list[bytes]) -> list[bytes]:
+    """The valid lines whose event_id did not occur before, in order."""
+    seen: set[str] = set()
+    kept: list[bytes] = []
+    for line in lines:
+        if _valid(line) and (event_id := parse_event(line).event_id) not in seen:
+            seen.add(event_id)
+            kept.append(line)
+    return kept
+
+
+def row_values(rows: list[ResultRow]) -> list[tuple[object, ...]]:
+    """What a reader sees of each row, in window then key order."""
+    return sorted(
+        (row.window_start, row.key, row.value, row.late_events, row.rank, row.final) for row in rows
+    )
 
 
 @EXAMPLES

@@ -319,6 +319,11 @@ class RacingState(WindowStateStore):
         self.races = races
         self.applied: list[ShardBatchResult] = []
 
+    def registered(
+        self, shard_id: str, buckets: Iterable[datetime]
+    ) -> dict[datetime, frozenset[int]]:
+        return {}
+
     def apply(self, result: ShardBatchResult) -> None:
         if self.races:
             self.races -= 1

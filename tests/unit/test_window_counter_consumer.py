@@ -96,7 +96,8 @@ def test_a_batch_is_counted_across_shards_into_rows_and_its_invalid_record_quara
     fakes = Fakes()
     # WHEN it is handled
     report = handle(fakes)
-    # THEN every record is accounted for, and each shard wrote its 3 windows and its checkpoint
+    # THEN every record is accounted for, and each shard wrote its 3 windows, its registry
+    # bucket and its checkpoint
     assert report == BatchReport(
         records=4,
         already_applied=0,
@@ -105,7 +106,7 @@ def test_a_batch_is_counted_across_shards_into_rows_and_its_invalid_record_quara
         duplicates=0,
         late=0,
         failed=0,
-        state_writes=8,
+        state_writes=10,
         result_rows=7,
         stale_rows=0,
         iterator_age_ms=1500,

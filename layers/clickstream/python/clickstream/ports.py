@@ -54,8 +54,19 @@ class WindowStateStore(ABC):
     """Stores window partials and commits them with the shard checkpoint."""
 
     @abstractmethod
+    def registered(
+        self, shard_id: str, buckets: Iterable[datetime]
+    ) -> dict[datetime, frozenset[int]]:
+        """The shard's registry of first occurrences in ``buckets``, strongly consistent.
+
+        See :mod:`clickstream.core.first_occurrences`; buckets with nothing registered are left
+        out.
+        """
+
+    @abstractmethod
     def apply(self, result: ShardBatchResult) -> None:
-        """Union the batch's deltas into the state and commit its checkpoint.
+        """Union the batch's deltas into the state, register its first occurrences
+        (``result.registrations``) and commit its checkpoint; the last two atomically.
 
         Raises :class:`~clickstream.core.checkpoints.CheckpointConflict` when the checkpoint
         changed since ``result.checkpoint_before`` was read.

@@ -42,6 +42,7 @@ from clickstream.core.checkpoints import (
     sequence_key,
     state_version,
 )
+from clickstream.core.first_occurrences import buckets_of, part_length
 from clickstream.core.records import ParsedRecord
 from clickstream.core.retry import ConflictRetry
 from clickstream.core.window_counting import (
@@ -115,9 +116,12 @@ def run_batch(
 ) -> ShardCommit:
     """Commit the longest prefix of one shard batch that the rules process.
 
-    The prefix's invalid records go to ``ports.quarantine`` before the commit: once the commit
-    makes them "applied", a redelivered batch skips them, so storing them afterwards could lose
-    them. With ``redrive``, no record counts as applied already (see the module docstring).
+    The shard's registry of first occurrences is read after the checkpoint, for the buckets the
+    new events fall in; the commit is conditional on that checkpoint, so no commit slips in
+    between. The prefix's invalid records go to ``ports.quarantine`` before the commit: once the
+    commit makes them "applied", a redelivered batch skips them, so storing them afterwards
+    could lose them. With ``redrive``, no record counts as applied already (see the module
+    docstring).
 
     Never raises: a record that makes the rules raise ends the prefix, and a failed read or
     commit (or a checkpoint that keeps changing for ``attempts`` tries,
@@ -127,10 +131,20 @@ def run_batch(
     def attempt() -> ShardCommit:
         checkpoint = ports.checkpoints.load(consumer, shard_id)
         basis = replace(checkpoint, sequence_number=None) if redrive else checkpoint
+        new_events = [
+            record.event
+            for record in records
+            if record.event is not None and not basis.applied(record.sequence_number)
+        ]
+        registered = ports.state.registered(shard_id, buckets_of(new_events))
 
         def rules(count: int) -> ShardBatchResult:
             return process_shard_batch(
-                records[:count], basis, allowed_lateness=allowed_lateness, now=now
+                records[:count],
+                basis,
+                allowed_lateness=allowed_lateness,
+                now=now,
+                registered=registered,
             )
 
         prefix = processable_prefix(len(records), rules)
@@ -221,33 +235,32 @@ def _count(
     failures: list[RecordFailure] = []
     oldest_arrival: datetime | None = None
     for shard_id, records in batch.items():
-        commit = run_batch(
-            records,
-            shard_id,
-            CONSUMER,
-            ports,
-            allowed_lateness=settings.allowed_lateness,
-            now=now,
-            redrive=redrive,
-        )
-        failures.extend([commit.failure] if commit.failure else [])
-        result = commit.result
-        if result.received > 0:
+        commits = _commit_parts(records, shard_id, settings, ports, now, redrive=redrive)
+        failures.extend(commit.failure for commit in commits if commit.failure)
+        received = sum(commit.result.received for commit in commits)
+        if received > 0:
             try:
-                written, total = _rewrite_rows(ports, result, records[: result.received])
+                written, total = _rewrite_rows(
+                    ports, [commit.result for commit in commits], records[:received]
+                )
             except Exception as error:  # the retry finds the records applied and rewrites them
                 written = total = 0
                 failures.append(_io_failure(records[0], error))
             totals["result_rows"] += written
             totals["stale_rows"] += total - written
         totals["records"] += len(records)
-        totals["already_applied"] += result.already_applied
-        totals["quarantined"] += len(result.quarantined)
-        totals["valid"] += result.valid
-        totals["duplicates"] += result.duplicates
-        totals["late"] += result.late
-        totals["failed"] += len(records) - result.received
-        totals["state_writes"] += len(result.deltas) + (1 if result.has_new_records else 0)
+        totals["failed"] += len(records) - received
+        for result in (commit.result for commit in commits):
+            totals["already_applied"] += result.already_applied
+            totals["quarantined"] += len(result.quarantined)
+            totals["valid"] += result.valid
+            totals["duplicates"] += result.duplicates
+            totals["late"] += result.late
+            totals["state_writes"] += (
+                len(result.deltas)
+                + len(result.registrations)
+                + (1 if result.has_new_records else 0)
+            )
         first = records[0].record.arrival if records else None
         if first is not None:
             oldest_arrival = first if oldest_arrival is None else min(oldest_arrival, first)
@@ -268,11 +281,44 @@ def _count(
     )
 
 
+def _commit_parts(
+    records: Sequence[ParsedRecord],
+    shard_id: str,
+    settings: WindowCounterSettings,
+    ports: WindowCounterPorts,
+    now: datetime,
+    *,
+    redrive: bool,
+) -> list[ShardCommit]:
+    """Commit one shard's records in parts of at most ``MAX_BUCKETS_PER_COMMIT`` registry
+    buckets (:func:`~clickstream.core.first_occurrences.part_length`), until one stops short."""
+    commits: list[ShardCommit] = []
+    position = 0
+    while position < len(records) or not commits:
+        part = records[position : position + part_length(records[position:])]
+        commit = run_batch(
+            part,
+            shard_id,
+            CONSUMER,
+            ports,
+            allowed_lateness=settings.allowed_lateness,
+            now=now,
+            redrive=redrive,
+        )
+        commits.append(commit)
+        position += commit.result.received
+        if commit.failure is not None or commit.result.received < len(part):
+            break
+    return commits
+
+
 def _rewrite_rows(
-    ports: WindowCounterPorts, result: ShardBatchResult, committed: Sequence[ParsedRecord]
+    ports: WindowCounterPorts,
+    results: Sequence[ShardBatchResult],
+    committed: Sequence[ParsedRecord],
 ) -> tuple[int, int]:
     """Rewrite the rows of every window the committed records fall in: (written, computed)."""
-    touched = set(result.deltas) | windows_of(committed)
+    touched = {key for result in results for key in result.deltas} | windows_of(committed)
     rows = materialize(ports.state, ports.checkpoints, CONSUMER, ports.shards.shard_ids(), touched)
     return ports.results.write(rows), len(rows)
 

@@ -10,13 +10,13 @@ batch), sets the rejected records aside with their reason, aggregates the events
 :class:`~clickstream.core.windows.WindowKey`, the sets to union into the window state. Merging by
 set union makes a re-applied batch harmless, which is what gives exactly-once results.
 
-**Event digests.** Sets of events hold a 64-bit digest of the ``event_id`` rather than the
-UUID text, so that they fit DynamoDB number sets: the first 8 bytes of BLAKE2b over the 16 UUID
-bytes, read as an unsigned big-endian integer (at most 20 decimal digits). A hash is used
-rather than a half of the UUID because the high half of a time-ordered UUID (v1, v7) repeats
-for events of the same millisecond and only 60 of its 64 bits are random in a v4 UUID. Two
-distinct events of one window and key collide with probability about ``n**2 / 2**65``
-(about 1e-10 for 60 000 events).
+**Event digests.** Sets of events hold the 64-bit digest of the ``event_id``
+(:func:`clickstream.core.first_occurrences.event_digest`) rather than the UUID text, so that they
+fit DynamoDB number sets (at most 20 decimal digits).
+
+**Repeats.** Events the registry of first occurrences already holds
+(:mod:`clickstream.core.first_occurrences`) are repeats: they count as duplicates and change no
+set. The batch's own first occurrences are returned as ``registrations``, for the commit.
 
 **Merging.** The state holds per-shard partial sets of each (window, key). A reader unions the
 partials of all shards: ``value = |∪members|`` and ``late = |∪late − ∪on-time events|`` (a late
@@ -47,8 +47,6 @@ from older state never replaces a newer one. A row with an estimated or bounded 
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +55,7 @@ from typing import Any
 
 from clickstream.core.checkpoints import ShardCheckpoint, sequence_key
 from clickstream.core.events import Event, format_timestamp, parse_timestamp
+from clickstream.core.first_occurrences import Registry, event_digest, first_occurrences
 from clickstream.core.records import ParsedRecord, RejectedRecord
 from clickstream.core.sketch import ERROR_BOUND, RELATIVE_STANDARD_ERROR, HyperLogLog, union
 from clickstream.core.windows import (
@@ -106,17 +105,13 @@ class ShardBatchResult:
     duplicates: int
     late: int
     """Distinct events that were late for at least one of their windows."""
+    registrations: Registry = field(default_factory=dict)
+    """Digests of the batch's first occurrences per registry bucket, committed with it."""
 
     @property
     def has_new_records(self) -> bool:
         """False when every record was already applied: there is nothing to commit."""
         return self.received > self.already_applied
-
-
-def event_digest(event_id: str) -> int:
-    """The 64-bit digest of an event id stored in event sets (see the module docstring)."""
-    raw = uuid.UUID(event_id).bytes
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big")
 
 
 def process_shard_batch(
@@ -125,31 +120,37 @@ def process_shard_batch(
     *,
     allowed_lateness: timedelta,
     now: datetime,
+    registered: Registry | None = None,
 ) -> ShardBatchResult:
     """Aggregate the records the checkpoint does not cover yet; pure and deterministic.
 
+    Events ``registered`` holds (the registry's buckets for this shard) are repeats: counted as
+    duplicates, they change no set. Within the batch, the first copy of an id wins.
+
     The next checkpoint records the highest sequence number of the batch, the highest event time
-    seen, ``now`` as the processing time of the last event (unchanged when the batch had no
-    valid event) and the raised watermark.
+    of its first occurrences, ``now`` as the processing time of the last event (unchanged when
+    the batch had no new event) and the raised watermark.
     """
     new_records = [record for record in records if not checkpoint.applied(record.sequence_number)]
     events = [record.event for record in new_records if record.event is not None]
     quarantined = tuple(record.rejection for record in new_records if record.rejection is not None)
+    first = first_occurrences(events, registered or {})
     batch = aggregate(
-        events, watermark_before=checkpoint.watermark, allowed_lateness=allowed_lateness
+        first.events, watermark_before=checkpoint.watermark, allowed_lateness=allowed_lateness
     )
-    deltas, late = _deltas(events, batch.unique_users, batch.late_events)
+    deltas, late = _deltas(first.events, batch.unique_users, batch.late_events)
     return ShardBatchResult(
         checkpoint_before=checkpoint,
-        checkpoint=_next_checkpoint(checkpoint, new_records, events, batch.watermark, now),
+        checkpoint=_next_checkpoint(checkpoint, new_records, first.events, batch.watermark, now),
         deltas=deltas,
         quarantined=quarantined,
         received=len(records),
         already_applied=len(records) - len(new_records),
         valid=len(events),
-        distinct=len(events) - batch.duplicates,
-        duplicates=batch.duplicates,
+        distinct=len(first.events) - batch.duplicates,
+        duplicates=first.repeats + batch.duplicates,
         late=late,
+        registrations=first.registrations,
     )
 
 

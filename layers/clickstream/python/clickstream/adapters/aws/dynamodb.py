@@ -59,22 +59,36 @@ def checkpoint_put(
     }
 
 
-def commit(client: Any, updates: Sequence[dict[str, Any]], checkpoint: dict[str, Any]) -> None:
+def commit(
+    client: Any,
+    updates: Sequence[dict[str, Any]],
+    checkpoint: dict[str, Any],
+    with_checkpoint: Sequence[dict[str, Any]] = (),
+) -> None:
     """Apply a batch's state ``updates`` and its conditional ``checkpoint`` put.
 
-    Up to 99 updates go in one transaction with the checkpoint: all or nothing. More are sent in
-    transactions of 99 actions, each guarded by a ``ConditionCheck`` of the checkpoint's version,
-    the last one carrying the checkpoint itself; a conflict stops at the first chunk that sees it.
-    The updates are idempotent (set unions), so chunks a conflicting batch already applied are
-    harmless when the batch is recomputed. A failed checkpoint condition raises CheckpointConflict.
+    Up to 99 actions go in one transaction with the checkpoint: all or nothing. More updates are
+    sent in transactions of 99 actions, each guarded by a ``ConditionCheck`` of the checkpoint's
+    version, the last one carrying the checkpoint itself; a conflict stops at the first chunk
+    that sees it. The updates are idempotent (set unions), so chunks a conflicting batch already
+    applied are harmless when the batch is recomputed. The actions ``with_checkpoint`` always go
+    in the checkpoint's own transaction, so they commit exactly when it does. A failed
+    checkpoint condition raises CheckpointConflict.
     """
     per_transaction = MAX_TRANSACTION_ITEMS - 1
-    chunks = [
-        list(updates[i : i + per_transaction]) for i in range(0, len(updates), per_transaction)
-    ]
+    last_room = per_transaction - len(with_checkpoint)
+    if last_room < 0:
+        raise ValueError(f"{len(with_checkpoint)} actions do not fit the checkpoint's transaction")
+    split = 0  # updates before ``split`` go in full transactions ahead of the checkpoint's
+    while len(updates) - split > last_room:
+        split += per_transaction
+    split = min(split, len(updates))
     guard = _guard(checkpoint)
-    transactions = [[*chunk, guard] for chunk in chunks[:-1]]
-    transactions.append([*(chunks[-1] if chunks else []), checkpoint])
+    transactions = [
+        [*updates[i : min(i + per_transaction, split)], guard]
+        for i in range(0, split, per_transaction)
+    ]
+    transactions.append([*updates[split:], *with_checkpoint, checkpoint])
     for actions in transactions:
         try:
             client.transact_write_items(TransactItems=actions)

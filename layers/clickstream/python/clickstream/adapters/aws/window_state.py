@@ -15,6 +15,18 @@
                     the HyperLogLog sketch (4 098 bytes) of a set's values folded away
     revision N      how many times the item was rewritten whole (absent until the first time)
 
+**Registry of first occurrences** (:mod:`clickstream.core.first_occurrences`), in the same
+table::
+
+    pk              "E#<shard_id>#<bucket_start_us>"
+    sk              the committing checkpoint's version, 12 digits
+    digests  B      the commit's first occurrences in the bucket: 8-byte big-endian digests
+    expires_at      TTL: bucket end in epoch seconds + the retention
+
+One item per (commit, bucket): a ``Put`` in the checkpoint's transaction, so an item exists
+exactly when its commit does, and is never rewritten. A batch reads the buckets it touches with
+strongly consistent ``Query`` calls.
+
 **Exact sets.** A set holds at most the exact-set limit of values (``exact_limit``, 4 096 by
 default, the ``EXACT_SET_LIMIT`` setting). A batch sends ONE update per (window, key) it
 touches: ``SET`` of the descriptive attributes and ``ADD`` of its sets, on condition that each
@@ -54,7 +66,7 @@ users a page has.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -63,6 +75,7 @@ from botocore.exceptions import ClientError
 
 from clickstream.adapters.aws.dynamodb import MAX_TRANSACTION_ITEMS, checkpoint_put, commit
 from clickstream.core.checkpoints import CheckpointConflict
+from clickstream.core.first_occurrences import BUCKET_SECONDS, Registry
 from clickstream.core.sketch import SERIALIZED_BYTES, HyperLogLog
 from clickstream.core.window_counting import (
     DEFAULT_EXACT_SET_LIMIT,
@@ -98,6 +111,7 @@ COMMIT_ROUNDS_PER_TRANSACTION = 2
 DEFAULT_RETENTION_DAYS = 7
 _SECONDS_PER_DAY = 86_400
 _MICROS_PER_SECOND = 1_000_000
+_DIGEST_BYTES = 8
 
 
 def window_pk(metric: str, size_seconds: int, window_start: datetime) -> str:
@@ -120,6 +134,40 @@ def item_key(window_key: WindowKey, shard_id: str) -> dict[str, Any]:
     """Primary key of one shard's partial of one (window, key)."""
     pk = window_pk(window_key.metric, window_key.size_seconds, window_key.window_start)
     return {"pk": {"S": pk}, "sk": {"S": window_sk(window_key.key, shard_id)}}
+
+
+def registry_pk(shard_id: str, bucket: datetime) -> str:
+    """Partition key of a shard's registry items of one bucket."""
+    return f"E#{shard_id}#{to_micros(bucket)}"
+
+
+def registry_puts(
+    table: str, shard_id: str, version: int, registrations: Registry, retention_days: int
+) -> list[dict[str, Any]]:
+    """The TransactWriteItems ``Put`` of each bucket's first occurrences, one item per bucket."""
+    puts: list[dict[str, Any]] = []
+    for bucket in sorted(registrations):
+        digests = b"".join(
+            digest.to_bytes(_DIGEST_BYTES, "big") for digest in sorted(registrations[bucket])
+        )
+        bucket_end = to_micros(bucket) // _MICROS_PER_SECOND + BUCKET_SECONDS
+        item = {
+            "pk": {"S": registry_pk(shard_id, bucket)},
+            "sk": {"S": f"{version:012d}"},
+            "digests": {"B": digests},
+            "expires_at": {"N": str(bucket_end + retention_days * _SECONDS_PER_DAY)},
+        }
+        puts.append({"Put": {"TableName": table, "Item": item}})
+    return puts
+
+
+def registry_digests(item: Mapping[str, Any]) -> frozenset[int]:
+    """The digests of one registry item."""
+    data = bytes(item["digests"]["B"])
+    return frozenset(
+        int.from_bytes(data[i : i + _DIGEST_BYTES], "big")
+        for i in range(0, len(data), _DIGEST_BYTES)
+    )
 
 
 def stored_set_names(metric: str) -> tuple[str, ...]:
@@ -407,8 +455,22 @@ class DynamoWindowStateStore(WindowStateStore):
         self.retention_days = retention_days
         self.exact_limit = exact_limit
 
+    def registered(
+        self, shard_id: str, buckets: Iterable[datetime]
+    ) -> dict[datetime, frozenset[int]]:
+        """The shard's registry items of each bucket, one strongly consistent Query per bucket."""
+        found: dict[datetime, frozenset[int]] = {}
+        for bucket in sorted(set(buckets)):
+            digests: set[int] = set()
+            for item in self._query(registry_pk(shard_id, bucket)):
+                digests |= registry_digests(item)
+            if digests:
+                found[bucket] = frozenset(digests)
+        return found
+
     def apply(self, result: ShardBatchResult) -> None:
-        """Commit the batch's updates and its checkpoint (CheckpointConflict propagates).
+        """Commit the batch's updates, its registrations and its checkpoint (CheckpointConflict
+        propagates); the registrations go in the checkpoint's own transaction.
 
         Partials the batch alone would take past the limit are read first; a partial whose
         ``ADD`` condition fails is rewritten whole from the attributes the cancelled
@@ -418,18 +480,26 @@ class DynamoWindowStateStore(WindowStateStore):
         checkpoint = checkpoint_put(
             self.checkpoint_table, result.checkpoint, result.checkpoint_before.version
         )
+        registrations = registry_puts(
+            self.table,
+            shard_id,
+            result.checkpoint.version,
+            result.registrations,
+            self.retention_days,
+        )
         stored: dict[WindowKey, StoredPartial | None] = {
             window_key: self._read(window_key, shard_id)
             for window_key, delta in result.deltas.items()
             if not fits_exact_update(delta, self.exact_limit)
         }
-        transactions = math.ceil(len(result.deltas) / (MAX_TRANSACTION_ITEMS - 1)) or 1
+        actions = len(result.deltas) + len(registrations)
+        transactions = math.ceil(actions / (MAX_TRANSACTION_ITEMS - 1)) or 1
         for _ in range(COMMIT_ROUNDS_PER_TRANSACTION * transactions):
             updates = window_updates(
                 self.table, result, self.retention_days, self.exact_limit, stored
             )
             try:
-                commit(self.client, updates, checkpoint)
+                commit(self.client, updates, checkpoint, registrations)
                 return
             except ClientError as error:
                 refused = _refused_items(error)
@@ -472,20 +542,22 @@ class DynamoWindowStateStore(WindowStateStore):
         self, metric: str, size_seconds: int, window_start: datetime
     ) -> dict[str, WindowValue]:
         """Query every partial of the window (strongly consistent) and merge them."""
+        pk = window_pk(metric, size_seconds, window_start)
+        return merge_partials([partial_from_item(metric, item) for item in self._query(pk)])
+
+    def _query(self, pk: str) -> Iterator[dict[str, Any]]:
+        """Every item of one partition key, strongly consistent, page by page."""
         arguments: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {
-                ":pk": {"S": window_pk(metric, size_seconds, window_start)}
-            },
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
             "ConsistentRead": True,
         }
-        partials: list[WindowPartial] = []
         while True:
             response = self.client.query(**arguments)
-            partials.extend(partial_from_item(metric, item) for item in response["Items"])
+            yield from response["Items"]
             if "LastEvaluatedKey" not in response:
-                return merge_partials(partials)
+                return
             arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
