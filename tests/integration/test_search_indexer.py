@@ -7,7 +7,7 @@ import itertools
 import json
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -151,9 +151,11 @@ def test_duplicates_and_redeliveries_index_one_document_per_event_in_daily_indic
         [*first_batch, record_of(late[0])], index, quarantine.sink(), prefix=prefix
     )
 
-    # THEN each batch indexed every distinct valid event once and quarantined the bad record
+    # THEN each batch indexed every distinct valid event once and quarantined the bad record;
+    # the redelivery found the first batch's documents there already
     assert (first.indexed, first.duplicates_in_batch, first.quarantined) == (6, 2, 1)
-    assert (second.indexed, second.duplicates_in_batch, second.quarantined) == (7, 2, 1)
+    assert (second.indexed, second.already_indexed, second.duplicates_in_batch) == (1, 6, 2)
+    assert second.quarantined == 1
     assert first.failed_sequence_numbers == second.failed_sequence_numbers == []
     # AND OpenSearch holds exactly one document per distinct valid event
     assert count(opensearch_url, prefix) == 7
@@ -184,6 +186,13 @@ def test_duplicates_and_redeliveries_index_one_document_per_event_in_daily_indic
     assert [line["reason"] for line in lines] == [
         "malformed JSON: Expecting value at line 1 column 14"
     ]
+    # WHEN a later batch repeats the first event's id with another url and device
+    altered = replace(events[0], url="wine_cart", device="app_tablet")
+    third = index_batch([record_of(altered)], index, quarantine.sink(), prefix=prefix)
+    # THEN the first occurrence's document stays as it was
+    assert (third.indexed, third.already_indexed, third.failed_sequence_numbers) == (0, 1, [])
+    kept = client.get(index=f"{prefix}-2026.03.07", id=events[0].event_id)
+    assert kept["_source"] == document(events[0]) and kept["_version"] == 1
 
 
 def test_mapping_errors_are_quarantined_and_the_rest_of_the_batch_is_indexed(
@@ -292,6 +301,7 @@ def test_opensearch_down_mid_run_loses_nothing(
         [r for r in batch if sequence_of(r) in failed], index, quarantine.sink(), prefix=prefix
     )
 
-    # THEN they are indexed, and the index holds each distinct valid event once
-    assert (retry.indexed, retry.failed_sequence_numbers) == (5, [])
+    # THEN they are indexed (the redelivered one was already), and the index holds each
+    # distinct valid event once
+    assert (retry.indexed, retry.already_indexed, retry.failed_sequence_numbers) == (4, 1, [])
     assert count(restarted.url, prefix) == len(before) + len(during)

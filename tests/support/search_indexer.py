@@ -37,7 +37,8 @@ REJECTED = {"type": "es_rejected_execution_exception", "reason": "rejected execu
 
 # ------------------------------------------------------------------------------------- fakes
 class FakeIndex(SearchIndex):
-    """Answers each action with the status chosen for its event id (201 by default).
+    """Answers each action with the status chosen for its event id, else as ``create`` does:
+    201 the first time, 409 (version conflict) once the document exists.
 
     ``unavailable_from_call`` makes every bulk from that call number (1-based) on fail whole.
     """
@@ -51,6 +52,7 @@ class FakeIndex(SearchIndex):
         self.unavailable_from_call = unavailable_from_call
         self.calls: list[list[Action]] = []
         self.templates = 0
+        self.created: set[str] = set()
 
     def ensure_template(self) -> None:
         self.templates += 1
@@ -59,7 +61,15 @@ class FakeIndex(SearchIndex):
         self.calls.append(list(actions))
         if self.unavailable_from_call and len(self.calls) >= self.unavailable_from_call:
             raise SearchUnavailable("bulk failed 5 times; last error: ConnectionError(refused)")
-        return [ItemResult(a["_id"], *self.answers.get(a["_id"], (201, None))) for a in actions]
+        return [ItemResult(action["_id"], *self._answer(action["_id"])) for action in actions]
+
+    def _answer(self, event_id: str) -> tuple[int, dict[str, Any] | None]:
+        if event_id in self.answers:
+            return self.answers[event_id]
+        if event_id in self.created:
+            return 409, {"type": "version_conflict_engine_exception", "reason": "already exists"}
+        self.created.add(event_id)
+        return 201, None
 
     def indexed_ids(self) -> list[str]:
         return [a["_id"] for call in self.calls for a in call]

@@ -112,7 +112,7 @@ def test_document_holds_every_field_and_a_utc_timestamp() -> None:
     }
 
 
-def test_bulk_actions_index_each_event_under_its_id_in_its_day() -> None:
+def test_bulk_actions_create_each_event_under_its_id_in_its_day() -> None:
     # GIVEN events on two days
     first = make_event(at("2026-03-07T23:59:59.000001"))
     second = make_event(at("2026-03-08T00:00:01.000000"))
@@ -120,10 +120,11 @@ def test_bulk_actions_index_each_event_under_its_id_in_its_day() -> None:
     # WHEN turned into actions
     actions = bulk_actions([first, second], "p")
 
-    # THEN each is an index op (overwrite) with _id = event_id in its daily index
+    # THEN each is a create op (an existing document is kept) with _id = event_id in its
+    # daily index
     assert [(a["_op_type"], a["_index"], a["_id"]) for a in actions] == [
-        ("index", "p-2026.03.07", first.event_id),
-        ("index", "p-2026.03.08", second.event_id),
+        ("create", "p-2026.03.07", first.event_id),
+        ("create", "p-2026.03.08", second.event_id),
     ]
     assert actions[0]["_source"] == document(first)
 
@@ -139,7 +140,7 @@ def test_bulk_body_is_ndjson_metadata_then_source() -> None:
     # THEN it is two JSON lines ending with a newline, and its size is counted exactly
     assert body.endswith("\n")
     metadata, source = (json.loads(line) for line in body.splitlines())
-    assert metadata == {"index": {"_index": index_name(event), "_id": event.event_id}}
+    assert metadata == {"create": {"_index": index_name(event), "_id": event.event_id}}
     assert source == document(event)
     assert action_size(action) == len(body.encode("utf-8"))
 

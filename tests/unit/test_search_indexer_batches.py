@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -38,6 +39,7 @@ def accounted(outcome: BatchOutcome) -> int:
     """Records the outcome accounts for; must equal the batch size."""
     return (
         outcome.indexed
+        + outcome.already_indexed
         + outcome.quarantined
         + outcome.duplicates_in_batch
         + len(outcome.failed_sequence_numbers)
@@ -73,6 +75,21 @@ def test_duplicates_in_a_batch_are_sent_once_keeping_the_first() -> None:
     assert index.indexed_ids() == [first.event_id, other.event_id]
     assert index.calls[0][0]["_source"]["custid"] == first.custid
     assert (outcome.indexed, outcome.duplicates_in_batch) == (2, 2)
+    assert accounted(outcome) == len(records)
+
+
+def test_a_repeat_in_a_later_batch_leaves_the_first_document_as_it_is() -> None:
+    # GIVEN an event indexed by one batch
+    first, other = events_from("2026-03-07T14:00:00", 2)
+    index = FakeIndex()
+    index_batch([record_of(first)], index, FakeQuarantine())
+    # WHEN a later batch repeats its id with another url and device, twice, and a new event
+    altered = replace(first, url="wine_cart", device="app_tablet")
+    records = [record_of(altered), record_of(other), record_of(altered)]
+    outcome = index_batch(records, index, FakeQuarantine())
+    # THEN the repeat is already indexed (its first occurrence decides), the new event indexed
+    assert (outcome.indexed, outcome.already_indexed, outcome.duplicates_in_batch) == (1, 1, 1)
+    assert outcome.failed_sequence_numbers == [] and outcome.quarantined == 0
     assert accounted(outcome) == len(records)
 
 

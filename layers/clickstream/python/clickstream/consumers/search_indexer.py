@@ -2,9 +2,10 @@
 
 :func:`index_batch` puts every record of a batch in exactly one place:
 
-- **indexed** (or, for a repeated ``event_id`` in the batch, covered by the first copy's
-  document: ``_id`` is the ``event_id`` and the ``index`` op overwrites, so redeliveries and
-  duplicates never count twice);
+- **indexed**, or **already indexed**: ``_id`` is the ``event_id`` and the ``create`` op
+  leaves an existing document as it is, so the first occurrence decides and a redelivery or a
+  repeat in a later batch, whatever its other fields, changes nothing; a repeat within the
+  batch is covered by its first copy (``duplicates_in_batch``);
 - **quarantined** with a reason: not a valid event (the parser's reason, or undecodable data),
   or refused by the index for good (a mapping error, with the index's reason);
 - **reported failed** (its sequence number), for Lambda to retry: a transient item error, or
@@ -31,6 +32,7 @@ from clickstream.core.search_documents import (
     chunk_actions,
     classify_item_error,
     error_reason,
+    is_already_indexed,
 )
 from clickstream.ports import ItemResult, SearchIndexerPorts, SearchIndexError
 
@@ -39,14 +41,17 @@ from clickstream.ports import ItemResult, SearchIndexerPorts, SearchIndexError
 class BatchOutcome:
     """Where the records of a batch went.
 
-    ``len(records) == indexed + quarantined + duplicates_in_batch + len(failed_sequence_numbers)``
-    where ``duplicates_in_batch`` counts repeats of an ``event_id`` whose first copy was indexed
-    (repeats of a quarantined or failed copy share its fate and are counted there).
+    ``len(records) == indexed + already_indexed + quarantined + duplicates_in_batch +
+    len(failed_sequence_numbers)`` where ``already_indexed`` counts events whose document existed
+    before the batch, and ``duplicates_in_batch`` repeats of an ``event_id`` whose first copy was
+    indexed or already indexed (repeats of a quarantined or failed copy share its fate and are
+    counted there).
     """
 
     indexed: int = 0
     quarantined: int = 0
     duplicates_in_batch: int = 0
+    already_indexed: int = 0
     failed_sequence_numbers: list[str] = field(default_factory=list)
     search_error: str | None = None
     """Why the index could not be written to at all, when that happened."""
@@ -90,7 +95,7 @@ def index_batch(
             events.append(event)
         copies[event.event_id].append(parsed.record)
 
-    indexed = duplicates = 0
+    indexed = already_indexed = duplicates = 0
     failed: set[str] = set()
     search_error: str | None = None
     for chunk in chunk_actions(bulk_actions(events, prefix), max_docs, max_bytes):
@@ -102,7 +107,10 @@ def index_batch(
                 search_error = str(error)
         for action, result in zip(chunk, results, strict=True):
             same_event = copies[action["_id"]]
-            if result is None or not (result.ok or _is_permanent(result)):
+            if result is not None and is_already_indexed(result.status, result.error):
+                already_indexed += 1
+                duplicates += len(same_event) - 1
+            elif result is None or not (result.ok or _is_permanent(result)):
                 failed.update(record.sequence_number for record in same_event)
             elif result.ok:
                 indexed += 1
@@ -119,6 +127,7 @@ def index_batch(
         indexed=indexed,
         quarantined=len(quarantined),
         duplicates_in_batch=duplicates,
+        already_indexed=already_indexed,
         failed_sequence_numbers=[
             parsed.sequence_number for parsed in records if parsed.sequence_number in failed
         ],

@@ -1,8 +1,10 @@
 """Search documents for clickstream events: index template, daily index names, bulk actions.
 
 Pure functions only: no client, no I/O. Each event becomes one document whose ``_id`` is its
-``event_id`` and whose index is the day of its event time (UTC), so a redelivered or duplicated
-event always lands on the same document and overwrites it instead of counting twice.
+``event_id`` and whose index is the day of its event time (UTC), written with the ``create``
+operation: a redelivered or repeated event finds its document there (409,
+``version_conflict_engine_exception``, :func:`is_already_indexed`) and changes nothing, so the
+first occurrence decides and no event counts twice.
 """
 
 from __future__ import annotations
@@ -95,10 +97,10 @@ def document(event: Event) -> dict[str, Any]:
 
 
 def bulk_actions(events: Iterable[Event], prefix: str = INDEX_PREFIX) -> list[Action]:
-    """One ``index`` action per event, ``_id`` = ``event_id``, into its daily index."""
+    """One ``create`` action per event, ``_id`` = ``event_id``, into its daily index."""
     return [
         {
-            "_op_type": "index",
+            "_op_type": "create",
             "_index": index_name(event, prefix),
             "_id": event.event_id,
             "_source": document(event),
@@ -145,6 +147,11 @@ def chunk_actions(
     if current:
         chunks.append(current)
     return chunks
+
+
+def is_already_indexed(status: int, error: dict[str, Any] | None) -> bool:
+    """True when a ``create`` found its document there already: the event was indexed before."""
+    return status == 409 and "version_conflict_engine_exception" in _error_types(error)
 
 
 def classify_item_error(status: int, error: dict[str, Any] | None) -> ErrorKind:
