@@ -365,7 +365,7 @@ def test_a_batch_over_many_buckets_commits_in_parts_with_its_registrations(stack
     buckets = [window_start(event.trans_timestamp, 15) for event in events]
     registered = stack.state.registered("shardId-0", buckets)
     assert sum(len(digests) for digests in registered.values()) == 80
-    registry_items = [item for item in snapshot(stack) if item["pk"]["S"].startswith("E#")]
+    registry_items = [item for item in snapshot(stack) if item["pk"]["S"].startswith("REGISTRY#")]
     assert len(registry_items) == 80
     assert len({item["sk"]["S"] for item in registry_items}) == 3  # three commits: 32 + 32 + 16
     # AND no source but the first occurrences' is counted

@@ -15,17 +15,8 @@
                     the HyperLogLog sketch (4 098 bytes) of a set's values folded away
     revision N      how many times the item was rewritten whole (absent until the first time)
 
-**Registry of first occurrences** (:mod:`clickstream.core.first_occurrences`), in the same
-table::
-
-    pk              "E#<shard_id>#<bucket_start_us>"
-    sk              the committing checkpoint's version, 12 digits
-    digests  B      the commit's first occurrences in the bucket: 8-byte big-endian digests
-    expires_at      TTL: bucket end in epoch seconds + the retention
-
-One item per (commit, bucket): a ``Put`` in the checkpoint's transaction, so an item exists
-exactly when its commit does, and is never rewritten. A batch reads the buckets it touches with
-strongly consistent ``Query`` calls.
+**Registry of first occurrences**: in the same table, written with the checkpoint
+(:mod:`clickstream.adapters.aws.first_occurrences`).
 
 **Exact sets.** A set holds at most the exact-set limit of values (``exact_limit``, 4 096 by
 default, the ``EXACT_SET_LIMIT`` setting). A batch sends ONE update per (window, key) it
@@ -66,7 +57,7 @@ users a page has.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,8 +65,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from clickstream.adapters.aws.dynamodb import MAX_TRANSACTION_ITEMS, checkpoint_put, commit
+from clickstream.adapters.aws.first_occurrences import (
+    query_partition,
+    read_registered,
+    registry_puts,
+)
 from clickstream.core.checkpoints import CheckpointConflict
-from clickstream.core.first_occurrences import BUCKET_SECONDS, Registry
 from clickstream.core.sketch import SERIALIZED_BYTES, HyperLogLog
 from clickstream.core.window_counting import (
     DEFAULT_EXACT_SET_LIMIT,
@@ -109,9 +104,10 @@ MAX_EXACT_SET_LIMIT = (
 COMMIT_ROUNDS_PER_TRANSACTION = 2
 """Commit rounds :meth:`DynamoWindowStateStore.apply` allows per transaction of the batch."""
 DEFAULT_RETENTION_DAYS = 7
+CONSUMER = "window-counter"
+"""The consumer whose state this table holds (the registry's items carry its name)."""
 _SECONDS_PER_DAY = 86_400
 _MICROS_PER_SECOND = 1_000_000
-_DIGEST_BYTES = 8
 
 
 def window_pk(metric: str, size_seconds: int, window_start: datetime) -> str:
@@ -134,40 +130,6 @@ def item_key(window_key: WindowKey, shard_id: str) -> dict[str, Any]:
     """Primary key of one shard's partial of one (window, key)."""
     pk = window_pk(window_key.metric, window_key.size_seconds, window_key.window_start)
     return {"pk": {"S": pk}, "sk": {"S": window_sk(window_key.key, shard_id)}}
-
-
-def registry_pk(shard_id: str, bucket: datetime) -> str:
-    """Partition key of a shard's registry items of one bucket."""
-    return f"E#{shard_id}#{to_micros(bucket)}"
-
-
-def registry_puts(
-    table: str, shard_id: str, version: int, registrations: Registry, retention_days: int
-) -> list[dict[str, Any]]:
-    """The TransactWriteItems ``Put`` of each bucket's first occurrences, one item per bucket."""
-    puts: list[dict[str, Any]] = []
-    for bucket in sorted(registrations):
-        digests = b"".join(
-            digest.to_bytes(_DIGEST_BYTES, "big") for digest in sorted(registrations[bucket])
-        )
-        bucket_end = to_micros(bucket) // _MICROS_PER_SECOND + BUCKET_SECONDS
-        item = {
-            "pk": {"S": registry_pk(shard_id, bucket)},
-            "sk": {"S": f"{version:012d}"},
-            "digests": {"B": digests},
-            "expires_at": {"N": str(bucket_end + retention_days * _SECONDS_PER_DAY)},
-        }
-        puts.append({"Put": {"TableName": table, "Item": item}})
-    return puts
-
-
-def registry_digests(item: Mapping[str, Any]) -> frozenset[int]:
-    """The digests of one registry item."""
-    data = bytes(item["digests"]["B"])
-    return frozenset(
-        int.from_bytes(data[i : i + _DIGEST_BYTES], "big")
-        for i in range(0, len(data), _DIGEST_BYTES)
-    )
 
 
 def stored_set_names(metric: str) -> tuple[str, ...]:
@@ -459,14 +421,7 @@ class DynamoWindowStateStore(WindowStateStore):
         self, shard_id: str, buckets: Iterable[datetime]
     ) -> dict[datetime, frozenset[int]]:
         """The shard's registry items of each bucket, one strongly consistent Query per bucket."""
-        found: dict[datetime, frozenset[int]] = {}
-        for bucket in sorted(set(buckets)):
-            digests: set[int] = set()
-            for item in self._query(registry_pk(shard_id, bucket)):
-                digests |= registry_digests(item)
-            if digests:
-                found[bucket] = frozenset(digests)
-        return found
+        return read_registered(self.client, self.table, CONSUMER, shard_id, buckets)
 
     def apply(self, result: ShardBatchResult) -> None:
         """Commit the batch's updates, its registrations and its checkpoint (CheckpointConflict
@@ -482,6 +437,7 @@ class DynamoWindowStateStore(WindowStateStore):
         )
         registrations = registry_puts(
             self.table,
+            CONSUMER,
             shard_id,
             result.checkpoint.version,
             result.registrations,
@@ -543,22 +499,12 @@ class DynamoWindowStateStore(WindowStateStore):
     ) -> dict[str, WindowValue]:
         """Query every partial of the window (strongly consistent) and merge them."""
         pk = window_pk(metric, size_seconds, window_start)
-        return merge_partials([partial_from_item(metric, item) for item in self._query(pk)])
-
-    def _query(self, pk: str) -> Iterator[dict[str, Any]]:
-        """Every item of one partition key, strongly consistent, page by page."""
-        arguments: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": pk}},
-            "ConsistentRead": True,
-        }
-        while True:
-            response = self.client.query(**arguments)
-            yield from response["Items"]
-            if "LastEvaluatedKey" not in response:
-                return
-            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return merge_partials(
+            [
+                partial_from_item(metric, item)
+                for item in query_partition(self.client, self.table, pk)
+            ]
+        )
 
 
 def _refused_items(error: ClientError) -> dict[tuple[str, str], dict[str, Any] | None] | None:
