@@ -6,9 +6,9 @@ import csv
 import io
 import json
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -55,11 +55,12 @@ class FlakyStateStore(DynamoSessionStateStore):
         changes: Sequence[KeyChange],
         checkpoint: ShardCheckpoint,
         expected_version: int,
+        registrations: Mapping[datetime, frozenset[int]] | None = None,
     ) -> None:
         if self.crash_next_commit:
             self.crash_next_commit = False
             raise CrashBeforeCommit("crashed before the commit")
-        super().commit(consumer, shard_id, changes, checkpoint, expected_version)
+        super().commit(consumer, shard_id, changes, checkpoint, expected_version, registrations)
 
 
 @dataclass
@@ -98,8 +99,13 @@ class Deployment:
         return [json.loads(line) for line in lines]
 
     def session_items(self) -> int:
+        """Open-state items (not checkpoints, not the registry of first occurrences)."""
         response = self.dynamodb.scan(TableName=self.table)
-        return sum(1 for item in response["Items"] if not item["pk"]["S"].startswith("CHECK"))
+        return sum(1 for item in response["Items"] if item["pk"]["S"].startswith("SESSION#"))
+
+    def registry_items(self) -> list[dict[str, Any]]:
+        response = self.dynamodb.scan(TableName=self.table)
+        return [item for item in response["Items"] if item["pk"]["S"].startswith("REGISTRY#")]
 
 
 @pytest.fixture
@@ -218,6 +224,41 @@ def test_a_replay_in_batches_delivers_exactly_the_reference(deployment: Deployme
     documents = deployment.gap_documents()
     assert by_session_id(documents) == by_session_id(reference_sessions(events))
     assert deployment.session_items() == 0
+
+
+def test_repeats_with_another_device_or_url_in_later_batches_count_once(
+    deployment: Deployment,
+) -> None:
+    # GIVEN a shard's events, every fifth one repeated three events later with another device
+    # and url
+    events = clickstream(seed=4, count=100)
+    stream: list[Event] = []
+    for position, event in enumerate(events):
+        stream.append(event)
+        if position >= 3 and (position - 3) % 5 == 0:
+            original = events[position - 3]
+            other_device = next(device for device in DEVICES if device != original.device)
+            stream.append(replace(original, device=other_device, url="wine_cart"))
+    records = records_of(stream)
+    # WHEN they are sessionised in batches of 4, and the stream ends
+    outcomes = [deployment.batch(records[i : i + 4]) for i in range(0, len(records), 4)]
+    deployment.close_all()
+    # THEN every repeat is a duplicate, or late when its minute was final by then
+    duplicates = sum(outcome.duplicates for outcome in outcomes)
+    late_ids = [late.event_id for outcome in outcomes for late in outcome.late]
+    assert duplicates + len(late_ids) == len(stream) - len(events) == 20
+    assert duplicates > 0 and set(late_ids) <= {event.event_id for event in events[::5]}
+    # AND aggregated/ and sessions/ hold exactly the reference of the first occurrences alone
+    assert by_first_column(deployment.csv_rows()) == by_first_column(reference_csv(events))
+    documents = deduplicated_sessions(deployment.gap_documents())
+    assert by_session_id(documents) == by_session_id(reference_sessions(events))
+    # AND each first occurrence is registered once, in its commit's registry items
+    registered = [
+        item["digests"]["B"][i : i + 8]
+        for item in deployment.registry_items()
+        for i in range(0, len(item["digests"]["B"]), 8)
+    ]
+    assert len(registered) == len(set(registered)) == len(events)
 
 
 def test_redelivery_of_a_committed_batch_emits_nothing_new(deployment: Deployment) -> None:

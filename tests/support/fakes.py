@@ -10,7 +10,7 @@ benchmarks' in-process baselines use them.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from clickstream.adapters.aws.s3 import gap_sessions_key
@@ -137,6 +137,7 @@ class MemorySessionState(SessionStateStore):
         self.checkpoints = checkpoints or MemoryCheckpoints()
         self.states: dict[tuple[str, str, SessionKey], KeyState] = {}
         self.index: set[tuple[str, str, int, SessionKey]] = set()
+        self.registry: dict[tuple[str, str, datetime], set[int]] = defaultdict(set)
 
     def load(
         self, consumer: str, shard_id: str, keys: Iterable[SessionKey]
@@ -157,6 +158,16 @@ class MemorySessionState(SessionStateStore):
         )
         return [key for _, key in entries][:limit]
 
+    def registered(
+        self, consumer: str, shard_id: str, buckets: Iterable[datetime]
+    ) -> dict[datetime, frozenset[int]]:
+        """The shard's registered digests of each bucket that has any."""
+        found = {
+            bucket: frozenset(self.registry.get((consumer, shard_id, bucket), ()))
+            for bucket in buckets
+        }
+        return {bucket: digests for bucket, digests in found.items() if digests}
+
     def commit(
         self,
         consumer: str,
@@ -164,9 +175,13 @@ class MemorySessionState(SessionStateStore):
         changes: Sequence[KeyChange],
         checkpoint: ShardCheckpoint,
         expected_version: int,
+        registrations: Mapping[datetime, frozenset[int]] | None = None,
     ) -> None:
-        """Save the checkpoint (or raise CheckpointConflict), then apply the changes."""
+        """Save the checkpoint (or raise CheckpointConflict) with the registrations, then apply
+        the changes."""
         self.checkpoints.save(checkpoint, expected_version)
+        for bucket, digests in (registrations or {}).items():
+            self.registry[(consumer, shard_id, bucket)] |= digests
         for change in changes:
             if change.close_at_before is not None:
                 self.index.discard((consumer, shard_id, change.close_at_before, change.key))

@@ -8,7 +8,7 @@ click streams, and outputs deduplicated by id in the reference's order.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -60,11 +60,12 @@ class MemoryState(MemorySessionState):
         changes: Sequence[KeyChange],
         checkpoint: ShardCheckpoint,
         expected_version: int,
+        registrations: Mapping[datetime, frozenset[int]] | None = None,
     ) -> None:
         if self.fail_next_commit:
             self.fail_next_commit = False
             raise ConnectionError("lost the connection before the commit")
-        super().commit(consumer, shard_id, changes, checkpoint, expected_version)
+        super().commit(consumer, shard_id, changes, checkpoint, expected_version, registrations)
         for change in changes:
             if change.after is not None:
                 self.largest_state = max(self.largest_state, len(change.after.to_json()))

@@ -2,9 +2,10 @@
 
 For any mix of valid events, exact repeats and invalid lines, cut into batches anywhere, no
 exception escapes, no record is left failed, and every line is accounted for exactly once:
-``lines = counted + duplicates + late + quarantined``. For the window counter, repeats may also
-carry another url, source or device: every window equals that of the first occurrences alone.
-Every per-minute session row the sessionizer emits reads back from its CSV line unchanged.
+``lines = counted + duplicates + late + quarantined``. Repeats may also carry another url,
+source or device: every window, per-minute row and gap session equals that of the first
+occurrences alone. Every per-minute session row the sessionizer emits reads back from its CSV
+line unchanged.
 """
 
 from __future__ import annotations
@@ -198,8 +199,8 @@ def row_values(rows: list[ResultRow]) -> list[tuple[object, ...]]:
 def test_the_sessionizer_accounts_for_every_line_and_its_rows_read_back(
     data: st.DataObject,
 ) -> None:
-    # GIVEN any lines, replayed in batches of any one size
-    lines = data.draw(stream_lines())
+    # GIVEN any lines, repeats that differ included, replayed in batches of any one size
+    lines = data.draw(stream_lines(differing_repeats=True))
     batch_size = data.draw(st.integers(min_value=1, max_value=40))
     records = [record(str(n + 1), line) for n, line in enumerate(lines)]
     pipeline = Pipeline()
@@ -217,6 +218,17 @@ def test_the_sessionizer_accounts_for_every_line_and_its_rows_read_back(
     # AND every distinct valid event is in a row, a duplicate or late
     sessionized = {json.loads(line)["custid"] for line in lines if _valid(line)}
     assert {row.row()[1] for row in pipeline.minute_sink.rows} <= sessionized
+    # AND the rows and sessions equal those of the first occurrences alone, in one batch
+    firsts = first_occurrences(lines)
+    reference = Pipeline()
+    reference.replay([record(str(n + 1), line) for n, line in enumerate(firsts)], len(firsts) or 1)
+    reference.close_all()
+    assert sorted(map(str, pipeline.minute_sink.rows)) == sorted(
+        map(str, reference.minute_sink.rows)
+    )
+    assert sorted(map(str, pipeline.gap_sink.sessions)) == sorted(
+        map(str, reference.gap_sink.sessions)
+    )
 
 
 def _valid(line: bytes) -> bool:

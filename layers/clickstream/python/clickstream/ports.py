@@ -8,7 +8,7 @@ them in memory. Each consumer takes ONE ports object (:class:`WindowCounterPorts
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -110,6 +110,14 @@ class SessionStateStore(ABC):
         """Up to ``limit`` keys that close something at ``watermark``, earliest first."""
 
     @abstractmethod
+    def registered(
+        self, consumer: str, shard_id: str, buckets: Iterable[datetime]
+    ) -> dict[datetime, frozenset[int]]:
+        """The shard's registry of first occurrences in ``buckets``, strongly consistent
+        (:mod:`clickstream.core.first_occurrences`); buckets with nothing registered are left
+        out."""
+
+    @abstractmethod
     def commit(
         self,
         consumer: str,
@@ -117,8 +125,10 @@ class SessionStateStore(ABC):
         changes: Sequence[KeyChange],
         checkpoint: ShardCheckpoint,
         expected_version: int,
+        registrations: Mapping[datetime, frozenset[int]] | None = None,
     ) -> None:
-        """Write the changes and the checkpoint atomically; CheckpointConflict if it moved."""
+        """Write the changes, the registrations and the checkpoint atomically; CheckpointConflict
+        if it moved."""
 
 
 class MinuteSessionSink(ABC):

@@ -45,6 +45,7 @@ from clickstream.core.batch_failures import (
     processable_prefix,
 )
 from clickstream.core.checkpoints import ShardCheckpoint, sequence_key
+from clickstream.core.first_occurrences import Registry, buckets_of
 from clickstream.core.records import ParsedRecord, RejectedRecord
 from clickstream.core.retry import ConflictRetry
 from clickstream.core.session_rules import (
@@ -62,7 +63,8 @@ from clickstream.settings import SessionizerSettings
 
 CONSUMER = "sessionizer"
 MAX_KEYS_PER_COMMIT = 99
-"""Keys changed per commit: one action each + the checkpoint fit one 100-action transaction."""
+"""Items a commit writes: one per key changed and one per registry bucket, so that with the
+checkpoint they fit one 100-action transaction."""
 DEFAULT_MAX_ATTEMPTS = 3
 _T = TypeVar("_T")
 
@@ -355,14 +357,19 @@ def _apply_chunk(
     they cannot settle) is not a record's fault: it propagates.
     """
     loaded = ports.state.load(checkpoint.consumer, shard_id, _keys_of(chunk))
+    events = [record.event for record in chunk if record.event is not None]
+    registered = ports.state.registered(checkpoint.consumer, shard_id, buckets_of(events))
     try:
-        return _commit_chunk(chunk, loaded, checkpoint, shard_id, ports, config, now, redrive), None
+        outcome = _commit_chunk(
+            chunk, loaded, registered, checkpoint, shard_id, ports, config, now, redrive
+        )
+        return outcome, None
     except _RulesRaised as raised:
         error = raised.__cause__
 
     def rules_on(count: int) -> None:
         prefix = [record.event for record in chunk[:count] if record.event is not None]
-        accepted = accept_events(prefix, loaded, checkpoint.watermark, config.rules)
+        accepted = accept_events(prefix, loaded, checkpoint.watermark, config.rules, registered)
         settle_keys(accepted.states, loaded, accepted.watermark, config.rules)
 
     prefix = processable_prefix(len(chunk), rules_on)
@@ -375,7 +382,15 @@ def _apply_chunk(
         return None, poison
     try:
         outcome = _commit_chunk(
-            chunk[: prefix.length], loaded, checkpoint, shard_id, ports, config, now, redrive
+            chunk[: prefix.length],
+            loaded,
+            registered,
+            checkpoint,
+            shard_id,
+            ports,
+            config,
+            now,
+            redrive,
         )
     except _RulesRaised as raised:
         assert raised.__cause__ is not None
@@ -398,6 +413,7 @@ def _rules(function: Callable[..., _T], *arguments: Any) -> _T:
 def _commit_chunk(
     chunk: Sequence[ParsedRecord],
     loaded: Mapping[SessionKey, KeyState],
+    registered: Registry,
     checkpoint: ShardCheckpoint,
     shard_id: str,
     ports: SessionizerPorts,
@@ -405,18 +421,19 @@ def _commit_chunk(
     now: datetime,
     redrive: bool,
 ) -> SessionizerOutcome:
-    """Quarantine, emit and commit one chunk, given the stored states of (at least) its keys."""
+    """Quarantine, emit and commit one chunk, given the stored states of (at least) its keys
+    and the shard's registry of first occurrences for its events' buckets."""
     consumer = checkpoint.consumer
-    rules, max_keys = config.rules, config.max_keys_per_commit
+    rules, max_items = config.rules, config.max_keys_per_commit
     events = [record.event for record in chunk if record.event is not None]
     rejected = tuple(record.rejection for record in chunk if record.rejection is not None)
     touched = _keys_of(chunk)
     before = {key: loaded[key] for key in touched if key in loaded}
-    accepted = _rules(accept_events, events, before, checkpoint.watermark, rules)
+    accepted = _rules(accept_events, events, before, checkpoint.watermark, rules, registered)
     watermark = accepted.watermark
     states = dict(accepted.states)
     if watermark is not None:
-        budget = max(0, max_keys - len(touched))
+        budget = max(0, max_items - len(touched) - len(accepted.registrations))
         candidates = ports.state.due(consumer, shard_id, watermark, budget + len(touched))
         idle = [key for key in candidates if key not in states][:budget]
         idle_states = ports.state.load(consumer, shard_id, idle)
@@ -441,7 +458,9 @@ def _commit_chunk(
         last_event_at=last_event_at,
         watermark=watermark,
     )
-    ports.state.commit(consumer, shard_id, changes, advanced, checkpoint.version)
+    ports.state.commit(
+        consumer, shard_id, changes, advanced, checkpoint.version, accepted.registrations
+    )
     return SessionizerOutcome(
         processed=len(chunk),
         rejected=rejected,

@@ -16,17 +16,22 @@ batches:
   and is late for gap sessions only (the gap sessions before the watermark are already cut);
 - late events are counted and reported, never emitted. They stay in the raw layer.
 
-A repeated ``event_id`` counts once; a repeat of an event whose minute is already final is late
+A repeated ``event_id`` counts once, its first occurrence deciding, whatever key the repeat
+carries: a repeat of an event the shard's registry of first occurrences holds
+(:mod:`clickstream.core.first_occurrences`), or that an earlier event of the chunk or its key's
+state holds, is a duplicate; a repeat whose minute is already final is late
 (docs/architecture.md, Stream semantics: Duplicates).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from clickstream.core.events import Event
+from clickstream.core.first_occurrences import Registry, event_digest, registry_bucket
 from clickstream.core.records import ParsedRecord
 from clickstream.core.session_state import KeyChange, KeyState, Run, TailEvent, fold
 from clickstream.core.sessions import (
@@ -230,6 +235,8 @@ class Accepted:
     duplicates: int
     watermark: datetime | None
     max_event_time: datetime | None
+    registrations: Registry = field(default_factory=dict)
+    """Digests of the events added, per registry bucket: what the commit registers."""
 
 
 def accept_events(
@@ -237,10 +244,16 @@ def accept_events(
     states: Mapping[SessionKey, KeyState],
     watermark: datetime | None,
     rules: SessionRules,
+    registered: Registry | None = None,
 ) -> Accepted:
-    """Add events, in shard order, to the states of their keys; the watermark rises per event."""
+    """Add events, in shard order, to the states of their keys; the watermark rises per event.
+
+    ``registered`` is the shard's registry of first occurrences for the events' buckets.
+    """
     added: dict[SessionKey, list[TailEvent]] = {}
     known: dict[SessionKey, set[str]] = {}
+    registry = registered or {}
+    registrations: dict[datetime, set[int]] = defaultdict(set)
     late: list[LateEvent] = []
     duplicates = 0
     max_event_time: datetime | None = None
@@ -250,34 +263,47 @@ def accept_events(
             stored = states.get(key)
             known[key] = set() if stored is None else {kept.event_id for kept in stored.tail}
         moment = event.trans_timestamp
+        bucket, digest = registry_bucket(event), event_digest(event.event_id)
         if is_final(moment, 60, watermark):
             late.append(LateEvent(event.event_id, *key, moment, minute_late=True))
-        elif event.event_id in known[key]:
+        elif (
+            event.event_id in known[key]
+            or digest in registry.get(bucket, frozenset())
+            or digest in registrations[bucket]
+        ):
             duplicates += 1
         else:
             in_gap = watermark is None or moment >= watermark
             if not in_gap:
                 late.append(LateEvent(event.event_id, *key, moment, minute_late=False))
             known[key].add(event.event_id)
+            registrations[bucket].add(digest)
             added.setdefault(key, []).append(TailEvent.of(event, in_gap))
         watermark = later_watermark(watermark, watermark_of(moment, rules.allowed_lateness))
         max_event_time = later_watermark(max_event_time, moment)
     current = dict(states)
     for key, new_events in added.items():
         current[key] = (current.get(key) or KeyState(*key)).with_events(new_events)
-    return Accepted(current, tuple(late), duplicates, watermark, max_event_time)
+    registered_now = {
+        bucket: frozenset(digests) for bucket, digests in registrations.items() if digests
+    }
+    return Accepted(current, tuple(late), duplicates, watermark, max_event_time, registered_now)
 
 
-def next_chunk(parsed: Sequence[ParsedRecord], max_keys: int) -> int:
-    """How many leading records to commit together so they touch at most ``max_keys`` keys."""
+def next_chunk(parsed: Sequence[ParsedRecord], max_items: int) -> int:
+    """How many leading records to commit together so they touch at most ``max_items`` items:
+    one per key, and one per registry bucket (at least one record, so a chunk always moves)."""
     keys: set[SessionKey] = set()
+    buckets: set[datetime] = set()
     for position, record in enumerate(parsed):
         event = record.event
         if event is not None:
-            key = (event.custid, event.device)
-            if key not in keys and len(keys) == max_keys:
+            key, bucket = (event.custid, event.device), registry_bucket(event)
+            grown = len(keys | {key}) + len(buckets | {bucket})
+            if grown > max_items and position > 0:
                 return position
             keys.add(key)
+            buckets.add(bucket)
     return len(parsed)
 
 

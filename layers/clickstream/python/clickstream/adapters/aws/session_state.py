@@ -9,21 +9,23 @@ secondary index :data:`CLOSE_INDEX`: ``open_pk = OPEN#<consumer>#<shard>`` and
 ``open_sk = <close_at, 20 digits>#<custid>#<device>``. A Query of the index with
 ``open_sk < <watermark + 1 µs>`` finds the keys due, earliest first, without reading the others.
 
-A commit writes **one item per key** (the state's put or delete), in one transaction with the
-conditional checkpoint put; DynamoDB keeps the index (which still costs write units: a changed
-``close_at`` is a delete and a put in the index). The index is eventually consistent, so a
-finalizer may see a key due a moment late (it closes on a later run) or see an entry already
-settled (loading the state shows nothing to close); the end of the stream reads the table
-itself, strongly consistent, so it never misses a key.
+A commit writes **one item per key** (the state's put or delete) and one registry item per
+bucket of its events' first occurrences (:mod:`clickstream.adapters.aws.first_occurrences`), in
+one transaction with the conditional checkpoint put; DynamoDB keeps the index (which still costs
+write units: a changed ``close_at`` is a delete and a put in the index). The index is eventually
+consistent, so a finalizer may see a key due a moment late (it closes on a later run) or see an
+entry already settled (loading the state shows nothing to close); the end of the stream reads the
+table itself, strongly consistent, so it never misses a key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from clickstream.adapters.aws.dynamodb import MAX_TRANSACTION_ITEMS, checkpoint_put, commit
+from clickstream.adapters.aws.first_occurrences import read_registered, registry_puts
 from clickstream.core.checkpoints import ShardCheckpoint
 from clickstream.core.session_state import KeyChange, KeyState
 from clickstream.core.sessions import SessionKey
@@ -151,6 +153,12 @@ class DynamoSessionStateStore(SessionStateStore):
             arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return [key for _, key in sorted(found)]
 
+    def registered(
+        self, consumer: str, shard_id: str, buckets: Iterable[datetime]
+    ) -> dict[datetime, frozenset[int]]:
+        """The shard's registry items of each bucket, one strongly consistent Query per bucket."""
+        return read_registered(self.client, self.table, consumer, shard_id, buckets)
+
     def commit(
         self,
         consumer: str,
@@ -158,15 +166,21 @@ class DynamoSessionStateStore(SessionStateStore):
         changes: Sequence[KeyChange],
         checkpoint: ShardCheckpoint,
         expected_version: int,
+        registrations: Mapping[datetime, frozenset[int]] | None = None,
     ) -> None:
-        """One transaction: every change and the conditional checkpoint put."""
+        """One transaction: every change, the registrations and the conditional checkpoint."""
         actions = [
             action
             for change in changes
             for action in change_actions(self.table, consumer, shard_id, change)
         ]
-        if len(actions) >= MAX_TRANSACTION_ITEMS:
+        registry = registry_puts(
+            self.table, consumer, shard_id, checkpoint.version, registrations or {}
+        )
+        if len(actions) + len(registry) >= MAX_TRANSACTION_ITEMS:
             raise ValueError(
-                f"{len(actions)} state actions do not fit one transaction with the checkpoint"
+                f"{len(actions)} state actions and {len(registry)} registry items do not fit one"
+                " transaction with the checkpoint"
             )
-        commit(self.client, actions, checkpoint_put(self.table, checkpoint, expected_version))
+        put = checkpoint_put(self.table, checkpoint, expected_version)
+        commit(self.client, actions, put, with_checkpoint=registry)
