@@ -17,6 +17,8 @@ from clickstream.adapters.aws.window_results import DynamoWindowResults
 from clickstream.core.search_documents import INDEX_PATTERN
 from clickstream.core.window_counting import ResultRow
 from clickstream.core.windows import TOP_SOURCES, UNIQUE_USERS
+from clickstream_analytics.failed_batches import BUCKET as FAILED_BATCH_BUCKET
+from clickstream_analytics.failed_batches import kept_batches
 from clickstream_analytics.reconcile import (
     Reconciliation,
     StreamAccounting,
@@ -120,5 +122,14 @@ def stack_summary(stack: Stack) -> StackSummary:
             stack.client("dynamodb"),
             stack.physical_id("WindowStateTable"),
             timedelta(seconds=int(stack.parameter("MaxClockSkewSeconds"))),
+            kept=_kept_records(stack, "WindowCounterFunction"),
         )
     return StackSummary(result, accounting)
+
+
+def _kept_records(stack: Stack, function_logical_id: str) -> int:
+    """Records in the function's batches kept in the failed-batch bucket, not redriven yet."""
+    if not stack.has_resource(FAILED_BATCH_BUCKET):
+        return 0
+    name = stack.physical_id(function_logical_id)
+    return sum(len(batch.records) for batch in kept_batches(stack) if batch.function_name == name)

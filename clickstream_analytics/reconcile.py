@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -11,9 +12,10 @@ from datetime import UTC, timedelta
 from typing import Any
 
 from clickstream.adapters.aws.window_state import partial_from_item
-from clickstream.core.events import InvalidEvent
+from clickstream.core.events import InvalidEvent, parse_event
 from clickstream.core.records import ShardRecord, parse_record
 from clickstream.core.sessions import MINUTE_SESSION_COLUMNS, parse_csv_line
+from clickstream.core.sketch import ERROR_BOUND
 from clickstream.core.window_counting import WindowPartial, WindowValue, merge_partials
 from clickstream.core.windows import TOP_SOURCES
 from clickstream_analytics.shard_reader import ShardReader, list_shard_ids
@@ -269,27 +271,53 @@ class StreamAccounting:
     """Where every record of the stream ended up in the window counter (1-minute windows)."""
 
     records: int
-    invalid: int
+    not_events: int
+    skewed: int
     quarantined: int
     duplicates: int
     counted: int
     late: int
+    kept: int = 0
+    """Records in the window counter's batches kept in the failed-batch bucket, not redriven."""
+    approximate: int = 0
+    """(minute, source) counts that are sketch estimates."""
+    approximate_total: int = 0
+    """The sum of those estimates."""
+
+    @property
+    def invalid(self) -> int:
+        """Records the consumers' own rule refuses: not events, or too far ahead of arrival."""
+        return self.not_events + self.skewed
+
+    @property
+    def accounted(self) -> int:
+        """quarantined + duplicates + counted + late."""
+        return self.quarantined + self.duplicates + self.counted + self.late
+
+    @property
+    def tolerance(self) -> int:
+        """How far ``accounted`` may be from ``records``: the sketches' error bound, else 0."""
+        return math.floor(self.approximate_total * ERROR_BOUND)
 
     @property
     def ok(self) -> bool:
-        """records = quarantined + duplicates + counted + late; only invalid ones quarantined."""
-        accounted = self.quarantined + self.duplicates + self.counted + self.late
-        return self.records == accounted and self.quarantined == self.invalid
+        """records = quarantined + duplicates + counted + late (within the sketches' bound), only
+        invalid records quarantined, and no record waiting in a kept batch."""
+        balanced = abs(self.records - self.accounted) <= self.tolerance
+        return balanced and self.quarantined == self.invalid and self.kept == 0
 
     def lines(self) -> list[str]:
         """A printable account, one fact per line, then the verdict."""
         rows = [
             ("records in the stream (all runs)", self.records),
-            ("invalid records (the consumers' own parser)", self.invalid),
+            ("not valid events (the consumers' own parser)", self.not_events),
+            ("ahead of their arrival by more than MaxClockSkewSeconds", self.skewed),
             ("quarantined by the window counter", self.quarantined),
             ("repeated event_ids (counted once)", self.duplicates),
             ("counted in 1-minute windows", self.counted),
             ("late (their window was final)", self.late),
+            ("in kept batches, awaiting clickstream redrive", self.kept),
+            ("approximate (minute, source) counts (sketches)", self.approximate),
         ]
         width = max(len(label) for label, _ in rows)
         text = [f"  {label:<{width}}  {value:>9,}" for label, value in rows]
@@ -297,7 +325,14 @@ class StreamAccounting:
             f"{self.records:,} = {self.quarantined:,} + {self.duplicates:,} + {self.counted:,}"
             f" + {self.late:,}"
         )
-        verdict = "ACCOUNTED" if self.ok else "NOT ACCOUNTED"
+        if self.approximate:
+            equation += f" (counts within ±{self.tolerance:,}, the sketches' {ERROR_BOUND:.3%})"
+        if self.ok:
+            verdict = "ACCOUNTED"
+        elif self.kept:
+            verdict = f"NOT ACCOUNTED YET ({self.kept:,} records await `clickstream redrive`)"
+        else:
+            verdict = "NOT ACCOUNTED"
         return [
             *text,
             f"  {verdict}: records = quarantined + duplicates + counted + late: {equation}",
@@ -311,6 +346,7 @@ def stream_accounting(
     dynamodb: Any,
     state_table: str,
     max_clock_skew: timedelta,
+    kept: int = 0,
 ) -> StreamAccounting:
     """Account for the stream's ``records`` with the window counter's quarantine and state.
 
@@ -319,15 +355,18 @@ def stream_accounting(
     Top sources count ``COUNT(*)`` per minute and source, so their values and late counts add up
     to the distinct valid events, each in exactly one (minute, source). A quarantined record counts
     once per (shard, sequence number): a batch retried after its quarantine write stores it again.
+    ``kept`` is the number of records the window counter's kept batches hold.
     """
-    invalid = 0
+    not_events = skewed = 0
     valid_ids: Counter[str] = Counter()
     for record in records:
         event = parse_record(record, max_clock_skew).event
-        if event is None:
-            invalid += 1
-        else:
+        if event is not None:
             valid_ids[event.event_id] += 1
+        elif _is_event(record.data):
+            skewed += 1
+        else:
+            not_events += 1
     quarantined = len(
         {
             (entry["shard_id"], entry["sequence_number"])
@@ -336,14 +375,28 @@ def stream_accounting(
         }
     )
     values = minute_source_values(dynamodb, state_table)
+    estimates = [value.value for value in values if value.approximate]
     return StreamAccounting(
         records=len(records),
-        invalid=invalid,
+        not_events=not_events,
+        skewed=skewed,
         quarantined=quarantined,
         duplicates=sum(valid_ids.values()) - len(valid_ids),
         counted=sum(value.value for value in values),
         late=sum(value.late for value in values),
+        kept=kept,
+        approximate=len(estimates),
+        approximate_total=sum(estimates),
     )
+
+
+def _is_event(data: bytes) -> bool:
+    """True when ``data`` parses as an event (whatever its time against its arrival)."""
+    try:
+        parse_event(data)
+    except InvalidEvent:
+        return False
+    return True
 
 
 def minute_source_values(dynamodb: Any, state_table: str) -> list[WindowValue]:
