@@ -63,7 +63,7 @@ FIREHOSE_ERRORS = "Firehose writes records it could not deliver under its error 
 GLUE_CODE = "Glue loads the script and --extra-py-files; locally the code is the repository's"
 KEPT_BATCH = (
     "a batch the mapping gives up on, kept in the failed-batch bucket with the function's role:"
-    " tests/e2e/test_poison_records.py keeps the window counter's and the sessionizer's,"
+    " tests/e2e/test_hostile_input.py keeps the window counter's and the sessionizer's,"
     " tests/integration/test_event_source_runner.py one with a role SAM generates"
 )
 ROLE_GRANTS_NOT_CALLED_LOCALLY: dict[tuple[str, str, str], str] = {
