@@ -48,7 +48,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -179,12 +179,15 @@ class AdapterActionCount(MemorySessionState):
         changes: Sequence[KeyChange],
         checkpoint: ShardCheckpoint,
         expected_version: int,
+        registrations: Mapping[datetime, frozenset[int]] | None = None,
     ) -> None:
-        """Count ``change_actions`` of every change plus the checkpoint put, then commit."""
-        self.actions += 1 + sum(
+        """Count ``change_actions`` of every change, the registry's puts and the checkpoint
+        put, then commit."""
+        self.actions += 1 + len(registrations or {})
+        self.actions += sum(
             len(change_actions("bench", consumer, shard_id, change)) for change in changes
         )
-        super().commit(consumer, shard_id, changes, checkpoint, expected_version)
+        super().commit(consumer, shard_id, changes, checkpoint, expected_version, registrations)
 
 
 # --- 1 and 2: writes per event and in-process throughput --------------------------------------
