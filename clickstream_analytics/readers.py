@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from clickstream.adapters.aws.window_results import DynamoWindowResults
+from clickstream.core.records import parse_record
 from clickstream.core.search_documents import INDEX_PATTERN
 from clickstream.core.window_counting import ResultRow
 from clickstream.core.windows import TOP_SOURCES, UNIQUE_USERS
@@ -110,9 +111,12 @@ def stack_summary(stack: Stack) -> StackSummary:
     s3, raw_bucket = stack.client("s3"), stack.physical_id("RawBucket")
     lake = lake_event_ids(s3, raw_bucket, "rawdata/")
     sent = [key for key in ids.elements() if key]
-    result = reconcile(
-        sent, sum(ids.values()), ids, lake, **search_stage(stack.search_client(), sent)
-    )
+    skew = timedelta(seconds=int(stack.parameter("MaxClockSkewSeconds")))
+    valid = {event.event_id for record in records if (event := parse_record(record, skew).event)}
+    search = search_stage(stack.search_client(), sent)
+    if search:
+        search["indexable"] = valid
+    result = reconcile(sent, sum(ids.values()), ids, lake, **search)
     accounting = None
     if stack.has_resource("WindowStateTable"):
         accounting = stream_accounting(
@@ -121,7 +125,7 @@ def stack_summary(stack: Stack) -> StackSummary:
             raw_bucket,
             stack.client("dynamodb"),
             stack.physical_id("WindowStateTable"),
-            timedelta(seconds=int(stack.parameter("MaxClockSkewSeconds"))),
+            skew,
             kept=_kept_records(stack, "WindowCounterFunction"),
         )
     return StackSummary(result, accounting)

@@ -134,6 +134,8 @@ class Reconciliation:
     distinct_sent: int = 0
     search_documents: int | None = None
     searchable_of_run: int | None = None
+    indexable_of_run: int | None = None
+    """Distinct ids of this run the search indexer takes (valid events); all when None."""
 
     @property
     def ok(self) -> bool:
@@ -143,7 +145,8 @@ class Reconciliation:
             self.sent == self.accepted == self.stream_records == self.raw_lines_of_run
             and self.missing_in_stream == self.missing_in_raw == self.duplicated_in_raw == 0
         )
-        return raw_ok and self.searchable_of_run in (None, self.distinct_sent)
+        indexable = self.distinct_sent if self.indexable_of_run is None else self.indexable_of_run
+        return raw_ok and self.searchable_of_run in (None, indexable)
 
     def lines(self) -> list[str]:
         """A printable summary, one fact per line."""
@@ -164,9 +167,13 @@ class Reconciliation:
                 ("documents in OpenSearch (all runs)", self.search_documents),
                 ("event_ids of this run searchable", self.searchable_of_run),
             ]
+            if self.indexable_of_run is not None:
+                rows.append(("valid event_ids of this run (to index)", self.indexable_of_run))
         width = max(len(label) for label, _ in rows)
         text = [f"  {label:<{width}}  {value:>9,}" for label, value in rows]
-        searched = "" if self.searchable_of_run is None else "; each one document in OpenSearch"
+        searched = (
+            "" if self.searchable_of_run is None else "; each valid one a document in OpenSearch"
+        )
         verdict = (
             "RECONCILED: sent = stream records = raw lines; every event_id in rawdata/ as often"
             " as sent" + searched
@@ -183,9 +190,10 @@ def reconcile(
     lake: LakeCount,
     searchable: set[str] | None = None,
     search_documents: int | None = None,
+    indexable: set[str] | None = None,
 ) -> Reconciliation:
     """Compare the ids a run sent (each as often as sent) with the stream's and the raw
-    layer's contents."""
+    layer's contents; ``indexable`` are the ids the search indexer takes (all when None)."""
     sent: Counter[str] = Counter(sent_ids)
     return Reconciliation(
         sent=sum(sent.values()),
@@ -200,6 +208,7 @@ def reconcile(
         distinct_sent=len(sent),
         search_documents=search_documents,
         searchable_of_run=None if searchable is None else len(set(sent) & searchable),
+        indexable_of_run=None if indexable is None else len(set(sent) & indexable),
     )
 
 

@@ -93,3 +93,16 @@ def test_approximate_counts_are_accounted_within_the_sketches_bound() -> None:
 
 def test_a_valid_record_quarantined_breaks_the_account() -> None:
     assert not account(quarantined=3, counted=5).ok
+
+
+def test_only_valid_events_are_expected_in_the_search_index() -> None:
+    # GIVEN a run of three ids, one of them an event the consumers refuse (its clock is wrong)
+    sent = ["a", "b", "skewed"]
+    stream = Counter[str | None](sent)
+    # WHEN the two valid ones are searchable
+    result = reconcile(
+        sent, 3, stream, lake(sent), searchable={"a", "b"}, search_documents=2, indexable={"a", "b"}
+    )
+    # THEN the run reconciles, and says how many were to be indexed
+    assert (result.indexable_of_run, result.ok) == (2, True)
+    assert "  valid event_ids of this run (to index)          2" in result.lines()
