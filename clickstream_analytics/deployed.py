@@ -27,6 +27,7 @@ OUTPUT_KEYS: dict[str, str] = {
     "WindowResultsTable": "WindowResultsTableName",
     "WindowStateTable": "WindowStateTableName",
     "FailedBatchBucket": "FailedBatchBucketName",
+    "WindowCounterFunction": "WindowCounterFunctionName",
 }
 """Logical id -> the template output holding its physical id."""
 
