@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from clickstream.adapters.aws.window_results import DynamoWindowResults
-from clickstream.core.records import parse_record
+from clickstream.core.records import parse_records
 from clickstream.core.search_documents import INDEX_PATTERN
 from clickstream.core.window_counting import ResultRow
 from clickstream.core.windows import TOP_SOURCES, UNIQUE_USERS
@@ -112,7 +112,8 @@ def stack_summary(stack: Stack) -> StackSummary:
     lake = lake_event_ids(s3, raw_bucket, "rawdata/")
     sent = [key for key in ids.elements() if key]
     skew = timedelta(seconds=int(stack.parameter("MaxClockSkewSeconds")))
-    valid = {event.event_id for record in records if (event := parse_record(record, skew).event)}
+    parsed = parse_records(records, skew)
+    valid = {record.event.event_id for record in parsed if record.event is not None}
     search = search_stage(stack.search_client(), sent)
     if search:
         search["indexable"] = valid
@@ -120,12 +121,11 @@ def stack_summary(stack: Stack) -> StackSummary:
     accounting = None
     if stack.has_resource("WindowStateTable"):
         accounting = stream_accounting(
-            records,
+            parsed,
             s3,
             raw_bucket,
             stack.client("dynamodb"),
             stack.physical_id("WindowStateTable"),
-            skew,
             kept=_kept_records(stack, "WindowCounterFunction"),
         )
     return StackSummary(result, accounting)

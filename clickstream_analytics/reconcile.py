@@ -8,12 +8,12 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC
 from typing import Any
 
 from clickstream.adapters.aws.window_state import partial_from_item
 from clickstream.core.events import InvalidEvent, parse_event
-from clickstream.core.records import ShardRecord, parse_record
+from clickstream.core.records import ParsedRecord, ShardRecord
 from clickstream.core.sessions import MINUTE_SESSION_COLUMNS, parse_csv_line
 from clickstream.core.sketch import ERROR_BOUND
 from clickstream.core.window_counting import WindowPartial, WindowValue, merge_partials
@@ -349,30 +349,29 @@ class StreamAccounting:
 
 
 def stream_accounting(
-    records: Sequence[ShardRecord],
+    records: Sequence[ParsedRecord],
     s3: Any,
     bucket: str,
     dynamodb: Any,
     state_table: str,
-    max_clock_skew: timedelta,
     kept: int = 0,
 ) -> StreamAccounting:
     """Account for the stream's ``records`` with the window counter's quarantine and state.
 
-    Each record is judged by the consumers' own rule (:func:`parse_record`): the parser, then the
-    clock skew against its arrival, ``max_clock_skew`` being the stack's ``MaxClockSkewSeconds``.
-    Top sources count ``COUNT(*)`` per minute and source, so their values and late counts add up
-    to the distinct valid events, each in exactly one (minute, source). A quarantined record counts
-    once per (shard, sequence number): a batch retried after its quarantine write stores it again.
+    Each record comes judged by the consumers' own rule (:func:`parse_records`): the parser, then
+    the clock skew against its arrival, with the stack's ``MaxClockSkewSeconds``. Top sources
+    count ``COUNT(*)`` per minute and source, so their values and late counts add up to the
+    distinct valid events, each in exactly one (minute, source). A quarantined record counts once
+    per (shard, sequence number): a batch retried after its quarantine write stores it again.
     ``kept`` is the number of records the window counter's kept batches hold.
     """
     not_events = skewed = 0
     valid_ids: Counter[str] = Counter()
     for record in records:
-        event = parse_record(record, max_clock_skew).event
+        event = record.event
         if event is not None:
             valid_ids[event.event_id] += 1
-        elif _is_event(record.data):
+        elif _is_event(record.record.data):
             skewed += 1
         else:
             not_events += 1

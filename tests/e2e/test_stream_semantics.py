@@ -18,6 +18,7 @@ import pytest
 
 from clickstream.adapters.aws.kinesis import KinesisRecordStream
 from clickstream.adapters.aws.window_results import DynamoWindowResults
+from clickstream.core.records import parse_records
 from clickstream.core.window_counting import ResultRow
 from clickstream.core.windows import TOP_SOURCES, UNIQUE_USERS
 from clickstream.generator.producer import send_records
@@ -173,7 +174,7 @@ def test_every_line_is_counted_late_or_quarantined(
     dynamodb = state.client("dynamodb")
     records = stream_records(state.client("kinesis"), stream)
     skew = timedelta(seconds=int(state.parameter("MaxClockSkewSeconds")))
-    account = stream_accounting(records, s3, bucket, dynamodb, table, skew)
+    account = stream_accounting(parse_records(records, skew), s3, bucket, dynamodb, table)
     assert (account.records, account.quarantined, account.duplicates) == (
         counts.lines,
         len(counts.quarantined),

@@ -25,6 +25,7 @@ from opensearchpy import OpenSearch, helpers
 
 from clickstream.core.events import Event
 from clickstream.core.search_documents import bulk_actions, index_pattern, index_template
+from clickstream.core.sessions import unique_events
 from clickstream.generator import generate
 from clickstream_analytics.dashboard import INTERVALS, PRECISION_THRESHOLD
 from clickstream_local.dashboard import serve_dashboard
@@ -211,10 +212,8 @@ def indexed(opensearch_url: str, events: list[Event]) -> Iterator[tuple[OpenSear
     client = OpenSearch(hosts=[opensearch_url], timeout=30)
     prefix = f"t{uuid.uuid4().hex[:10]}-events"
     client.indices.put_index_template(name=prefix, body=index_template(prefix))
-    first_occurrences: dict[str, Event] = {}
-    for event in events:  # the dataset repeats ids; the indexer sends each id's first copy
-        first_occurrences.setdefault(event.event_id, event)
-    actions = bulk_actions(first_occurrences.values(), prefix)
+    # the dataset repeats ids; the indexer sends each id's first copy
+    actions = bulk_actions(unique_events(events), prefix)
     _, errors = helpers.bulk(client, actions, refresh=True)
     assert errors == []
     yield client, index_pattern(prefix)
