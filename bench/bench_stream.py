@@ -9,11 +9,12 @@
    transactions split in several) are reported apart, not as writes. For the window counter the
    core's writes (window state and checkpoint, through ``run_batch``) are told apart from the
    result rows the Lambda then rewrites (``materialize`` + ``DynamoWindowResults.write``).
-   The sessionizer goes through moto on the first ``--session-events`` only (moto copies the
-   whole table for every action of a transaction, which makes its commits take seconds on a
-   table of thousands of open states); as a check that this prefix is representative, the
-   actions its DynamoDB adapter builds (``change_actions`` + the checkpoint put) are also
-   counted on the in-memory store over every event. Requests are the write calls sent.
+   The proxy also counts billed request units: write units (1 per KB begun of each item,
+   doubled in transactions, by DynamoDB's item size rules) and strongly consistent read units
+   of what reads returned. The sessionizer's baseline is its per-key layout (one item per
+   changed key with a close-time index, as before the log of commits), whose writes are counted
+   from the same commits on the in-memory store: items, and write units with the index upkeep.
+   Requests are the write calls sent; ``*_requests_per_1000_events`` counts every call.
 2. Records/s through each core in-process, ``run_batch`` of the window counter and of the
    sessionizer, with in-memory fake state and checkpoint stores and with the DynamoDB stores on
    a local moto server: same events, same batches, and the ratio fake/moto. Only ``run_batch`` is
@@ -43,6 +44,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -55,8 +57,9 @@ from pathlib import Path
 from typing import Any
 
 from clickstream.adapters.aws.checkpoints import DynamoCheckpointStore
+from clickstream.adapters.aws.first_occurrences import registry_puts
 from clickstream.adapters.aws.kinesis import KinesisRecordStream
-from clickstream.adapters.aws.session_state import DynamoSessionStateStore, change_actions
+from clickstream.adapters.aws.session_state import DynamoSessionStateStore
 from clickstream.adapters.aws.window_results import DynamoWindowResults
 from clickstream.adapters.aws.window_state import DynamoWindowStateStore
 from clickstream.consumers.sessionizer import SessionizerConfig
@@ -85,6 +88,7 @@ from clickstream_local.moto_server import start_moto, stop_process
 from clickstream_local.stack import LocalStack
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the fakes live in tests.support
+from bench.results import write_results
 from tests.support.fakes import (
     FixedShards,
     MemoryCheckpoints,
@@ -110,11 +114,62 @@ _TRANSACT_WRITES = ("Put", "Update", "Delete")
 # --- Counting proxy ---------------------------------------------------------------------------
 
 
+def attribute_size(name: str, value: Mapping[str, Any]) -> int:
+    """Bytes DynamoDB counts for one attribute (name + value), per its item size rules."""
+    return len(name.encode("utf-8")) + value_size(value)
+
+
+def value_size(value: Mapping[str, Any]) -> int:
+    """Bytes of one attribute value: strings and binaries by length, numbers by digits."""
+    kind, data = next(iter(value.items()))
+    if kind == "S":
+        return len(str(data).encode("utf-8"))
+    if kind == "B":
+        return len(bytes(data))
+    if kind == "N":
+        digits = len(str(data).lstrip("-").replace(".", "").strip("0")) or 1
+        return math.ceil(digits / 2) + 1
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(1 + value_size(element) for element in data)
+    if kind == "M":
+        return 3 + sum(1 + attribute_size(k, v) for k, v in data.items())
+    if kind in ("SS", "NS", "BS"):
+        return sum(value_size({kind[0]: element}) for element in data)
+    raise ValueError(f"unknown attribute type {kind}")
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """Bytes of one item, as DynamoDB bills it."""
+    return sum(attribute_size(name, value) for name, value in item.items())
+
+
+def write_units(item: Mapping[str, Any], transactional: bool) -> int:
+    """Write request units of one item written: 1 per KB begun, doubled in a transaction."""
+    return max(1, math.ceil(item_size(item) / 1024)) * (2 if transactional else 1)
+
+
+def read_units(items: Iterable[Mapping[str, Any]], per_item: bool) -> float:
+    """Strongly consistent read units: 4 KB units per item (GetItem, BatchGetItem) or over the
+    items' total (Query), one at least per request."""
+    sizes = [item_size(item) for item in items]
+    if per_item:
+        return float(sum(max(1, math.ceil(size / 4096)) for size in sizes))
+    return float(max(1, math.ceil(sum(sizes) / 4096)))
+
+
 @dataclass
 class WriteCounts:
-    """Write actions sent, per table, and ConditionCheck actions apart."""
+    """Write actions and billed request units sent, per table; ConditionCheck actions apart.
+
+    Read units are counted on the items returned (a Query with a projection is billed on whole
+    items, so projected reads are undercounted; only a cold store's first Query projects)."""
 
     writes: Counter[str] = field(default_factory=Counter)
+    units: Counter[str] = field(default_factory=Counter)
+    reads: Counter[str] = field(default_factory=Counter)
+    calls: Counter[str] = field(default_factory=Counter)
     condition_checks: int = 0
     requests: Counter[frozenset[str]] = field(default_factory=Counter)
 
@@ -123,24 +178,57 @@ class WriteCounts:
         return sum(n for tables, n in self.requests.items() if table in tables)
 
     def record(self, operation: str, arguments: dict[str, Any]) -> None:
-        """Count the write actions of one call."""
+        """Count the write actions and write units of one call."""
         tables: set[str] = set()
         if operation == "transact_write_items":
             for action in arguments["TransactItems"]:
                 for kind in _TRANSACT_WRITES:
                     if kind in action:
-                        self.writes[action[kind]["TableName"]] += 1
-                        tables.add(action[kind]["TableName"])
-                self.condition_checks += "ConditionCheck" in action
+                        table = action[kind]["TableName"]
+                        self.writes[table] += 1
+                        self.units[table] += write_units(
+                            action[kind].get("Item") or action[kind]["Key"], transactional=True
+                        )
+                        tables.add(table)
+                if "ConditionCheck" in action:
+                    self.condition_checks += 1
+                    table = action["ConditionCheck"]["TableName"]
+                    self.reads[table] += 2  # a transactional read of the checkpoint
         elif operation == "batch_write_item":
             for table, requests in arguments["RequestItems"].items():
                 self.writes[table] += len(requests)
+                for request in requests:
+                    written = request.get("PutRequest", {}).get("Item")
+                    key = request.get("DeleteRequest", {}).get("Key", {})
+                    self.units[table] += write_units(written or key, transactional=False)
                 tables.add(table)
         elif operation in _WRITE_OPERATIONS:
             self.writes[arguments["TableName"]] += 1
+            written = arguments.get("Item") or arguments["Key"]
+            self.units[arguments["TableName"]] += write_units(written, transactional=False)
             tables.add(arguments["TableName"])
         if tables:
             self.requests[frozenset(tables)] += 1
+        for table in tables or _tables_read(operation, arguments):
+            self.calls[table] += 1
+
+    def record_response(self, operation: str, arguments: dict[str, Any], response: Any) -> None:
+        """Count the read units of one read call from what it returned."""
+        if operation in ("query", "scan"):
+            self.reads[arguments["TableName"]] += read_units(response["Items"], per_item=False)
+        elif operation == "get_item":
+            self.reads[arguments["TableName"]] += read_units([response.get("Item", {})], True)
+        elif operation == "batch_get_item":
+            for table, items in response.get("Responses", {}).items():
+                self.reads[table] += read_units(items, per_item=True)
+
+
+def _tables_read(operation: str, arguments: Mapping[str, Any]) -> set[str]:
+    if operation == "batch_get_item":
+        return set(arguments["RequestItems"])
+    if operation in ("query", "scan", "get_item"):
+        return {arguments["TableName"]}
+    return set()
 
 
 class CountingClient:
@@ -157,20 +245,41 @@ class CountingClient:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             self.counts.record(name, kwargs)
-            return target(*args, **kwargs)
+            response = target(*args, **kwargs)
+            self.counts.record_response(name, kwargs, response)
+            return response
 
         return call
 
 
-# --- The DynamoDB adapter's actions, counted on the in-memory store -----------------------------
+# --- The per-key layout, the sessionizer's baseline -------------------------------------------
 
 
-class AdapterActionCount(MemorySessionState):
-    """The in-memory store, counting the write actions the DynamoDB adapter builds per commit."""
+def per_key_item(shard_id: str, change: KeyChange) -> dict[str, Any]:
+    """The item the per-key layout stored for a key: its state, close time and index keys."""
+    assert change.after is not None and change.close_at_after is not None
+    custid, device = change.key
+    return {
+        "pk": {"S": f"SESSION#{SESSION_CONSUMER}#{shard_id}"},
+        "sk": {"S": f"{custid}#{device}"},
+        "custid": {"N": str(custid)},
+        "device": {"S": device},
+        "state": {"S": change.after.to_json()},
+        "close_at": {"N": str(change.close_at_after)},
+        "open_pk": {"S": f"OPEN#{SESSION_CONSUMER}#{shard_id}"},
+        "open_sk": {"S": f"{change.close_at_after:020d}#{custid}#{device}"},
+    }
+
+
+class PerKeyLayout(MemorySessionState):
+    """The in-memory store, counting what the per-key layout wrote for the same commits: one
+    item per changed key (put or delete) plus its close-time index upkeep, one per registry
+    bucket and the checkpoint, all in transactions."""
 
     def __init__(self, checkpoints: MemoryCheckpoints) -> None:
         super().__init__(checkpoints)
-        self.actions = 0
+        self.items = 0
+        self.units = 0
 
     def commit(
         self,
@@ -181,12 +290,22 @@ class AdapterActionCount(MemorySessionState):
         expected_version: int,
         registrations: Mapping[datetime, frozenset[int]] | None = None,
     ) -> None:
-        """Count ``change_actions`` of every change, the registry's puts and the checkpoint
-        put, then commit."""
-        self.actions += 1 + len(registrations or {})
-        self.actions += sum(
-            len(change_actions("bench", consumer, shard_id, change)) for change in changes
+        """Count the per-key layout's writes of this commit, then commit."""
+        registry = registry_puts(
+            "bench", consumer, shard_id, checkpoint.version, registrations or {}
         )
+        self.items += 1 + len(registry) + len(changes)
+        self.units += 2  # the checkpoint put (under 1 KB), in the transaction
+        self.units += sum(write_units(put["Put"]["Item"], transactional=True) for put in registry)
+        for change in changes:
+            if change.after is None:
+                self.units += 2 + 1  # the delete, and its index entry's
+                continue
+            self.units += write_units(per_key_item(shard_id, change), transactional=True)
+            if change.close_at_before is None:
+                self.units += 1  # a new index entry
+            elif change.close_at_before != change.close_at_after:
+                self.units += 2  # the index entry moves: a delete and a put
         super().commit(consumer, shard_id, changes, checkpoint, expected_version, registrations)
 
 
@@ -289,6 +408,14 @@ def bench_window_counter(
     fake_rate, moto_rate = len(events) / statistics.median(fake), len(events) / moto
     return {
         "window_writes_per_1000_events": writes,
+        "window_state_write_units_per_1000_events": counts.units[state_table] * per_thousand,
+        "window_result_write_units_per_1000_events": counts.units[results_table] * per_thousand,
+        "window_read_units_per_1000_events": (
+            counts.reads[state_table] + counts.reads[results_table]
+        )
+        * per_thousand,
+        "window_requests_per_1000_events": (counts.calls[state_table] + counts.calls[results_table])
+        * per_thousand,
         "window_writes_vs_one_per_event_ratio": writes / BASELINE_WRITES_PER_1000,
         "window_write_requests_per_1000_events": counts.requests_of(state_table) * per_thousand,
         "window_condition_checks_per_1000_events": counts.condition_checks * per_thousand,
@@ -315,13 +442,14 @@ def bench_sessionizer(
     (``change_actions`` + the checkpoint put), to show whether the prefix is representative.
     """
     prefix = batches(events[:moto_events], batch_size)
+    per_thousand = 1000.0 / moto_events
     fake = []
     for _ in range(repeats):
         checkpoints = MemoryCheckpoints()
         fake.append(run_sessionizer(prefix, checkpoints, MemorySessionState(checkpoints)))
     checkpoints = MemoryCheckpoints()
-    adapter = AdapterActionCount(checkpoints)
-    run_sessionizer(batches(events, batch_size), checkpoints, adapter)
+    per_key = PerKeyLayout(checkpoints)
+    run_sessionizer(prefix, checkpoints, per_key)
 
     counts = WriteCounts()
     client = CountingClient(local_client("dynamodb", endpoint), counts)
@@ -329,14 +457,18 @@ def bench_sessionizer(
     moto = run_sessionizer(
         prefix, DynamoCheckpointStore(client, table), DynamoSessionStateStore(client, table)
     )
-    writes = counts.writes[table] * 1000.0 / moto_events
+    writes = counts.writes[table] * per_thousand
     fake_rate, moto_rate = moto_events / statistics.median(fake), moto_events / moto
     return {
         "session_writes_per_1000_events": writes,
         "session_writes_vs_one_per_event_ratio": writes / BASELINE_WRITES_PER_1000,
-        "session_write_requests_per_1000_events": counts.requests_of(table) * 1000.0 / moto_events,
-        "session_condition_checks_per_1000_events": counts.condition_checks * 1000.0 / moto_events,
-        "session_adapter_actions_per_1000_events_all": adapter.actions * 1000.0 / len(events),
+        "session_write_units_per_1000_events": counts.units[table] * per_thousand,
+        "session_read_units_per_1000_events": counts.reads[table] * per_thousand,
+        "session_requests_per_1000_events": counts.calls[table] * per_thousand,
+        "session_writes_per_1000_events_per_key_layout": per_key.items * per_thousand,
+        "session_write_units_per_1000_events_per_key_layout": per_key.units * per_thousand,
+        "session_write_requests_per_1000_events": counts.requests_of(table) * per_thousand,
+        "session_condition_checks_per_1000_events": counts.condition_checks * per_thousand,
         "session_fake_records_per_s": fake_rate,
         "session_moto_records_per_s": moto_rate,
         "session_fake_vs_moto_ratio": fake_rate / moto_rate,
@@ -495,7 +627,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--event-rate", type=float, default=200.0, help="event-time rate")
     parser.add_argument(
-        "--session-events", type=int, default=1000, help="events of the sessionizer moto run"
+        "--session-events", type=int, default=20000, help="events of the sessionizer moto run"
     )
     parser.add_argument("--repeats", type=int, default=3, help="fake-store runs (median)")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
@@ -526,7 +658,8 @@ def main() -> None:
         "baseline_writes_per_1000_events": BASELINE_WRITES_PER_1000,
     }
     for key, value in results.items():
-        print(f"{key:<45} {value:,.3f}")
+        print(f"{key:<55} {value:,.3f}")
+    write_results("stream", results, "make bench (bench/bench_stream.py)")
     json.dump(results, sys.stderr)
     sys.stderr.write("\n")
 

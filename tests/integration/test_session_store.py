@@ -28,7 +28,7 @@ from clickstream.core.events import DEVICES, Event
 from clickstream.core.records import ParsedRecord, ShardRecord, parse_records
 from clickstream.core.session_rules import SessionRules
 from clickstream.core.session_state import KeyChange
-from clickstream.core.sessions import gap_sessions, minute_sessions
+from clickstream.core.sessions import SessionKey, gap_sessions, minute_sessions
 from clickstream.core.windows import END_OF_STREAM, from_micros
 from clickstream.ports import SessionizerPorts
 from clickstream_local.aws import local_client
@@ -98,10 +98,14 @@ class Deployment:
         lines = b"".join(self.objects("sessions/")).decode("utf-8").splitlines()
         return [json.loads(line) for line in lines]
 
-    def session_items(self) -> int:
-        """Open-state items (not checkpoints, not the registry of first occurrences)."""
+    def open_keys(self) -> list[SessionKey]:
+        """The keys a cold store finds open, replaying the log from the table."""
+        cold = DynamoSessionStateStore(self.dynamodb, self.table)
+        return cold.due(CONSUMER, SHARD, END_OF_STREAM, limit=10**6)
+
+    def log_items(self) -> list[dict[str, Any]]:
         response = self.dynamodb.scan(TableName=self.table)
-        return sum(1 for item in response["Items"] if item["pk"]["S"].startswith("SESSION#"))
+        return [item for item in response["Items"] if item["pk"]["S"].startswith("SLOG#")]
 
     def registry_items(self) -> list[dict[str, Any]]:
         response = self.dynamodb.scan(TableName=self.table)
@@ -115,13 +119,13 @@ def deployment(moto_endpoint: str, stack_name: str) -> Deployment:
     s3 = local_client("s3", moto_endpoint)
     firehose = local_client("firehose", moto_endpoint)
     table, bucket, stream = f"{stack_name}-sessions", f"{stack_name}-data", f"{stack_name}-agg"
-    # the state table as template.yaml declares it (keys, close-time index)
+    # the state table as template.yaml declares it
     declared = project_template(stack_name).resource("SessionStateTable").properties
+    assert "GlobalSecondaryIndexes" not in declared
     dynamodb.create_table(
         TableName=table,
         KeySchema=declared["KeySchema"],
         AttributeDefinitions=declared["AttributeDefinitions"],
-        GlobalSecondaryIndexes=declared["GlobalSecondaryIndexes"],
         BillingMode="PAY_PER_REQUEST",
     )
     s3.create_bucket(Bucket=bucket)
@@ -223,7 +227,7 @@ def test_a_replay_in_batches_delivers_exactly_the_reference(deployment: Deployme
     # AND sessions/ exactly the reference gap sessions, and no open state is left
     documents = deployment.gap_documents()
     assert by_session_id(documents) == by_session_id(reference_sessions(events))
-    assert deployment.session_items() == 0
+    assert deployment.open_keys() == []
 
 
 def test_repeats_with_another_device_or_url_in_later_batches_count_once(
@@ -302,24 +306,75 @@ def test_a_crash_between_emission_and_commit_only_repeats_identical_rows(
     assert by_session_id(documents) == by_session_id(reference_sessions(events))
 
 
-def test_open_keys_are_found_by_close_time_through_the_index(deployment: Deployment) -> None:
-    # GIVEN a batch that leaves keys open, each stored as one item with its close time
-    deployment.batch(records_of(clickstream(seed=4, count=60)))
-    response = deployment.dynamodb.scan(TableName=deployment.table)
-    open_items = [item for item in response["Items"] if item["pk"]["S"].startswith("SESSION#")]
-    close_at = {
-        (int(item["custid"]["N"]), item["device"]["S"]): int(item["close_at"]["N"])
-        for item in open_items
-    }
-    assert open_items and len(open_items) == len(close_at)
-    # WHEN the keys due at the median close time are asked for
+def test_a_cold_store_replays_the_log_to_the_open_keys_and_close_times(
+    deployment: Deployment,
+) -> None:
+    # GIVEN batches that leave keys open, committed through one (warm) store
+    replay(deployment, records_of(clickstream(seed=4, count=60)), 20)
+    warm = deployment.state
+    close_at = {key: held.close_at for key, held in warm.synced(CONSUMER, SHARD).open.items()}
+    assert close_at
+    # WHEN a new store (a cold container) reads the table
+    cold = DynamoSessionStateStore(deployment.dynamodb, deployment.table)
+    # THEN it finds the same states, and the keys due at the median close time, earliest first
+    assert cold.load(CONSUMER, SHARD, close_at) == warm.load(CONSUMER, SHARD, close_at)
     ordered = sorted(close_at.items(), key=lambda pair: (pair[1], pair[0]))
     median = ordered[len(ordered) // 2][1]
-    due = deployment.state.due(CONSUMER, SHARD, from_micros(median), limit=1000)
-    # THEN the index returns exactly the keys closing by then, earliest first
+    due = cold.due(CONSUMER, SHARD, from_micros(median), limit=1000)
     expected = [key for key, moment in ordered if moment <= median]
     assert sorted(due) == sorted(expected)
     assert [close_at[key] for key in due] == sorted(close_at[key] for key in due)
     # ... and the end of the stream sees every open key
-    every = deployment.state.due(CONSUMER, SHARD, END_OF_STREAM, limit=1000)
-    assert sorted(every) == sorted(close_at)
+    assert sorted(cold.due(CONSUMER, SHARD, END_OF_STREAM, limit=1000)) == sorted(close_at)
+
+
+def test_a_commit_writes_one_log_entry_whatever_the_number_of_keys(
+    deployment: Deployment,
+) -> None:
+    # GIVEN 200 events of 200 different keys in one 15 s bucket
+    events = [
+        make_event(T0 + timedelta(milliseconds=10 * n), custid=n + 1, device=DEVICES[n % 3])
+        for n in range(200)
+    ]
+    # WHEN they are sessionised in one batch
+    outcome = deployment.batch(records_of(events))
+    # THEN one commit wrote one log item (plus one registry item and the checkpoint)
+    assert outcome.commits == 1
+    assert len(deployment.log_items()) == 1
+    assert len(deployment.registry_items()) == 1
+    assert len(deployment.open_keys()) == 200
+
+
+def test_another_writers_commits_are_seen_before_the_next_batch(deployment: Deployment) -> None:
+    # GIVEN two stores on the same shard (two containers), the first having read the log
+    events = clickstream(seed=6, count=80)
+    records = records_of(events)
+    replay(deployment, records[:40], 20)
+    other = replace(
+        deployment.ports, state=DynamoSessionStateStore(deployment.dynamodb, deployment.table)
+    )
+    # WHEN the other one commits the next batches, then the first one the rest
+    for start in (40, 60):
+        run_batch(records[start : start + 20], SHARD, CONSUMER, other, deployment.config, now=NOW)
+    replay(deployment, records[80:], 20)
+    deployment.close_all()
+    # THEN the output is exactly the reference: the first store applied the other's entries
+    assert by_first_column(deduplicated_csv(deployment.csv_rows())) == by_first_column(
+        reference_csv(events)
+    )
+    assert by_session_id(deployment.gap_documents()) == by_session_id(reference_sessions(events))
+
+
+def test_old_entries_are_not_read_once_every_key_they_hold_moved_on(
+    deployment: Deployment,
+) -> None:
+    # GIVEN a key written in an early commit, then many commits of other keys
+    replay(deployment, records_of(clickstream(seed=8, count=120)), 10)
+    items = deployment.log_items()
+    newest = max(items, key=lambda item: item["sk"]["S"])
+    keep_from = int(newest["keep_from"]["N"])
+    # THEN the newest entry names the oldest entry still holding an open key, and a cold store
+    # replaying from there finds every open key the warm store holds
+    held = deployment.state.synced(CONSUMER, SHARD).open
+    assert keep_from == min(entry.version for entry in held.values())
+    assert sorted(deployment.open_keys()) == sorted(held)

@@ -289,21 +289,22 @@ def test_every_function_runs_with_a_role_the_template_declares() -> None:
         assert role.documents, function.logical_id
 
 
-def test_finalizer_may_batch_read_session_state_and_window_counter_may_not() -> None:
+def test_finalizer_may_read_the_session_log_and_window_counter_may_not() -> None:
     # GIVEN the project's roles
     template = Template.load(ROOT / "template.yaml")
     roles = template_roles(template)
     table = template.arn("SessionStateTable")
-    # WHEN BatchGetItem on the session state is evaluated for two roles
-    finalizer = roles[template.arn("FinalizerRole")].decide(
-        Permission("dynamodb:BatchGetItem", table)
-    )
-    counter = roles[template.arn("WindowCounterRole")].decide(
-        Permission("dynamodb:BatchGetItem", table)
-    )
-    # THEN only the finalizer (which closes idle sessions with it) may
-    assert finalizer is Decision.ALLOW
-    assert counter is Decision.IMPLICIT_DENY
+    # WHEN Query on the session state, and BatchGetItem the log layout needs no more, are
+    # evaluated for two roles
+    finalizer = roles[template.arn("FinalizerRole")]
+    counter = roles[template.arn("WindowCounterRole")]
+    # THEN only the finalizer (which replays the log to close idle sessions) may query it
+    assert finalizer.decide(Permission("dynamodb:Query", table)) is Decision.ALLOW
+    assert counter.decide(Permission("dynamodb:Query", table)) is Decision.IMPLICIT_DENY
+    # AND neither may batch-read or delete there: the log is only appended to
+    for role in (finalizer, counter):
+        assert role.decide(Permission("dynamodb:BatchGetItem", table)) is Decision.IMPLICIT_DENY
+        assert role.decide(Permission("dynamodb:DeleteItem", table)) is Decision.IMPLICIT_DENY
 
 
 def test_a_function_without_a_role_gets_the_role_sam_would_generate(tmp_path: Path) -> None:

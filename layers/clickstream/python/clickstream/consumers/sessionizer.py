@@ -62,9 +62,13 @@ from clickstream.ports import SessionizerPorts
 from clickstream.settings import SessionizerSettings
 
 CONSUMER = "sessionizer"
-MAX_KEYS_PER_COMMIT = 99
-"""Items a commit writes: one per key changed and one per registry bucket, so that with the
-checkpoint they fit one 100-action transaction."""
+MAX_KEYS_PER_COMMIT = 1000
+"""Keys and registry buckets a commit may touch. The changed keys' states are one log entry of a
+few compressed items (:mod:`clickstream.adapters.aws.session_state`), so this bounds the entry's
+size and the work of one commit, not its item count."""
+MAX_BUCKETS_PER_COMMIT = 64
+"""Registry buckets a commit may touch: one item each in the checkpoint's 100-action transaction,
+leaving room for the log entry's parts."""
 DEFAULT_MAX_ATTEMPTS = 3
 _T = TypeVar("_T")
 
@@ -77,6 +81,7 @@ class SessionizerConfig:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     """Conflicts a batch (or a close) may meet before it fails."""
     max_keys_per_commit: int = MAX_KEYS_PER_COMMIT
+    max_buckets_per_commit: int = MAX_BUCKETS_PER_COMMIT
 
 
 @dataclass(frozen=True)
@@ -308,7 +313,8 @@ def _next_chunk(
     if first == len(records):
         return _Step(None, checkpoint.watermark, skipped=first - start, next_start=first)
     pending = records[first:]
-    chunk = pending[: next_chunk(pending, config.max_keys_per_commit)]
+    size = next_chunk(pending, config.max_keys_per_commit, config.max_buckets_per_commit)
+    chunk = pending[:size]
     outcome, poison = _apply_chunk(chunk, checkpoint, shard_id, ports, config, now, redrive)
     committed = 0 if outcome is None else outcome.processed
     return _Step(

@@ -290,17 +290,22 @@ def accept_events(
     return Accepted(current, tuple(late), duplicates, watermark, max_event_time, registered_now)
 
 
-def next_chunk(parsed: Sequence[ParsedRecord], max_items: int) -> int:
-    """How many leading records to commit together so they touch at most ``max_items`` items:
-    one per key, and one per registry bucket (at least one record, so a chunk always moves)."""
+def next_chunk(
+    parsed: Sequence[ParsedRecord], max_items: int, max_buckets: int | None = None
+) -> int:
+    """How many leading records to commit together so they touch at most ``max_items`` keys and
+    registry buckets together, and at most ``max_buckets`` buckets (at least one record, so a
+    chunk always moves)."""
     keys: set[SessionKey] = set()
     buckets: set[datetime] = set()
+    bucket_limit = max_items if max_buckets is None else max_buckets
     for position, record in enumerate(parsed):
         event = record.event
         if event is not None:
             key, bucket = (event.custid, event.device), registry_bucket(event)
             grown = len(keys | {key}) + len(buckets | {bucket})
-            if grown > max_items and position > 0:
+            too_many_buckets = len(buckets | {bucket}) > bucket_limit
+            if (grown > max_items or too_many_buckets) and position > 0:
                 return position
             keys.add(key)
             buckets.add(bucket)
