@@ -27,8 +27,9 @@ the same shard batch after batch). Before every read it asks the log for the ent
 last one it applied (one strongly consistent ``Query``, empty when nothing changed), so a
 concurrent writer, a failed commit whose write did land, or another container's commits are
 always seen. A cold store reads the newest entry's ``keep_from`` and replays the log from there:
-every key still open was last written whole at or after ``keep_from``, its appends after that. Keys due at a watermark come
-from an in-memory index of close times, so the table needs no secondary index.
+every key still open was last written whole at or after ``keep_from``, its appends after that.
+Keys due at a watermark come from an in-memory index of close times, so the table needs no
+secondary index.
 
 Entries are never rewritten. An entry older than ``keep_from`` is never read again; the TTL
 removes it. The retention (7 days) bounds how long a shard may stay idle without a finalizer run
@@ -183,7 +184,7 @@ class ShardLog:
     """A shard's open states as of the log entries applied so far."""
 
     after: str = ""
-    """Sort key every applied entry is below (empty: nothing read yet)."""
+    """Sort key of the last part applied (every later part is still to read)."""
     open: dict[SessionKey, _Open] = field(default_factory=dict)
     by_close: list[tuple[int, SessionKey]] = field(default_factory=list)
     """Heap of (close_at, key); an entry is stale when the key's close_at has moved."""
@@ -344,7 +345,7 @@ class DynamoSessionStateStore(SessionStateStore):
             version = int(sk.split("#", 1)[0])
             for change in decode_changes(bytes(item["changes"]["B"])):
                 log.apply(version, change)
-            log.after = f"{version:0{VERSION_WIDTH}d}{_AFTER_VERSION}"
+            log.after = sk  # part by part: a read that fails midway resumes at the next part
 
     # --- the commit ---------------------------------------------------------------------------
 
