@@ -109,11 +109,13 @@ def old_events(count: int) -> list[StreamRecord]:
     return [StreamRecord(e.to_json_line(), e.partition_key, e.event_id) for e in events]
 
 
-def idle_close_read_session_state(state: StackState) -> bool:
-    """Whether a finalizer run (invoked, or the daemon's schedule) read open sessions to close."""
-    finalizer = state.template().arn("FinalizerRole")
+def idle_close_committed_session_state(state: StackState) -> bool:
+    """Whether a finalizer run (invoked, or the daemon's schedule) closed open sessions: it
+    read the sessionizer's log and committed to the session state table."""
+    template = state.template()
+    finalizer, table = template.arn("FinalizerRole"), template.arn("SessionStateTable")
     return any(
-        d["role"] == finalizer and d["action"] == "dynamodb:BatchGetItem"
+        d["role"] == finalizer and d["action"] == "dynamodb:PutItem" and d["resource"] == table
         for d in iam_audit(state.endpoint_url)["decisions"]
     )
 
@@ -131,16 +133,16 @@ def exercise_every_path(local: LocalStack, state: StackState) -> None:
     # moved on with the clock past its end and the lateness (at most about 70 s), in a
     # finalizer run this test invokes or the one the daemon schedules every minute.
     deadline = time.monotonic() + 240
-    while not idle_close_read_session_state(state):
-        assert time.monotonic() < deadline, "no idle close read session state within 240 s"
+    while not idle_close_committed_session_state(state):
+        assert time.monotonic() < deadline, "no idle close committed session state within 240 s"
         invoke_function(state, FINALIZER, {})
     assert local.run_glue(), "no Glue run"
     invoke_function(state, "GeneratorFunction", {"mode": "count", "count": 50, "seed": 7})
     local.drain()
     invoke_function(state, FINALIZER, {"close_all": True})
     local.drain()
-    # Traffic after the end of the stream: every event is late, and the sessionizer looks for
-    # open keys to close in the table itself (strongly consistent), not in the index.
+    # Traffic after the end of the stream: every event is late, and the sessionizer reads the
+    # log of its state (strongly consistent) for open keys to close.
     invoke_function(state, "GeneratorFunction", {"mode": "count", "count": 10, "seed": 8})
     local.drain()
     assert local.run_glue(), "no second Glue run"  # reads the first run's ledger entries
