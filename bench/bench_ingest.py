@@ -6,6 +6,8 @@
    invoking a no-op handler, in-process and in a worker process, against a bare GetRecords loop
    over the same records.
 
+The figures go to ``bench/results/ingest.json`` (``bench/results.py``).
+
 Run: ``make bench`` (or ``.venv/bin/python bench/bench_ingest.py --events 20000``).
 """
 
@@ -35,6 +37,9 @@ from clickstream_local.lambda_worker import (
     load_handler,
 )
 from clickstream_local.moto_server import start_moto, stop_process
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.results
+from bench.results import RESULTS_DIRECTORY, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 NOOP = ROOT / "bench" / "noop_function"
@@ -149,6 +154,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--results-dir", type=Path, default=RESULTS_DIRECTORY, help="folder of ingest.json"
+    )
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         process, endpoint = start_moto(Path(folder) / "moto.log")
@@ -179,6 +187,12 @@ def main() -> None:
         print(f"{label:<45} {shown:,.3f}" if isinstance(value, float) else f"{label:<45} {value}")
     json.dump(results, sys.stderr)
     sys.stderr.write("\n")
+    command = (
+        f".venv/bin/python bench/bench_ingest.py --events {arguments.events}"
+        f" --repeats {arguments.repeats}"
+    )
+    path = write_results("ingest", results, command, arguments.results_dir)
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":

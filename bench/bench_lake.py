@@ -41,11 +41,34 @@ the first measured run; its output, ledger and quarantine are then deleted.
    median seconds per side, the ratio raw/parquet (goal: at least 10x) and the median of the
    three ratios.
 
+4. A steady-state run: after the queries, one more raw object of ``--incremental-events``
+   realistic events (another seed) in the last hour of event time is put under ``rawdata/``,
+   and the events job runs once more onto the curated table the zstd run left (its ledger
+   already holds the earlier runs). Reported: the job's report seconds and the wall time, the
+   rows, and the objects the run wrote under ``events/`` (new keys, or keys whose size changed:
+   the copy-on-write merge rewrites the partition it touches). Not against a baseline: the cost
+   model (``clickstream cost``) takes it as a run's fixed time.
+5. What the sessionizer lands in the lake. The same realistic traffic (``--session-events`` of
+   it, from the start) goes through the sessionizer's ``handle_batch`` with the settings
+   ``template.yaml`` gives the function, on in-memory ports (``tests/support/fakes``), in Lambda
+   Kinesis events of ``--session-batch`` records on one shard in arrival order; a record arrives
+   at the latest event time generated so far, and a batch runs 1 s after its last arrival. The
+   sinks count their calls: per 1,000 events, the per-minute rows and the PutRecordBatch calls
+   carrying them (Firehose, ``aggregated/``), the gap sessions and the objects carrying them
+   (S3 ``sessions/``), with the bytes of each as the adapters write them (a CSV line per row,
+   ``gap_sessions_body`` per object). Calls and objects are counted over the second half of
+   the batches, once gap sessions close as often as they open (a gap session closes 30 minutes
+   after its last event: the first half, over an hour of event time by default, is the
+   warm-up); rows, sessions and bytes over every event, once the end of the stream has closed
+   every session, so each event is in one.
+
 Everything runs on one machine: moto serves S3 from memory in one Python process on the same
 cores as Spark (``local[*]``, 4 GB driver). Figures are from one run on a shared, noisy
-machine: read them as orders of magnitude, not as exact values.
+machine: read them as orders of magnitude, not as exact values. The figures the cost model reads
+go to ``bench/results/lake.json`` (``bench/results.py``).
 
-Run: ``make bench`` (or ``.venv/bin/python bench/bench_lake.py --events 50000 --objects 10``).
+Run: ``make bench`` (or ``.venv/bin/python bench/bench_lake.py --events 50000 --objects 10
+--results-dir /tmp/lake``).
 """
 
 from __future__ import annotations
@@ -57,6 +80,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -70,7 +94,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
+from clickstream.adapters.aws.firehose import record_batches
+from clickstream.adapters.aws.s3 import gap_sessions_body, gap_sessions_key
+from clickstream.adapters.kinesis_event import records_by_shard
+from clickstream.consumers import sessionizer
+from clickstream.core.sessions import GapSession, MinuteSession
 from clickstream.generator import generate
+from clickstream.ports import GapSessionSink, MinuteSessionSink, SessionizerPorts
+from clickstream.settings import SessionizerSettings
 from clickstream_glue.frames import with_hour_partitions
 from clickstream_glue.store import S3Store
 from clickstream_local.aws import client_environment, local_client
@@ -79,6 +110,11 @@ from clickstream_local.glue_local import LocalGlueJob, run_in_session, template_
 from clickstream_local.moto_server import start_moto, stop_process
 from clickstream_local.provision import Provisioner
 from clickstream_local.spark import local_spark_session
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.*, tests.support's fakes
+from bench.results import RESULTS_DIRECTORY, write_results
+from tests.support.fakes import MemoryCheckpoints, MemoryQuarantine, MemorySessionState
+from tests.support.lambda_events import kinesis_event, kinesis_record
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 31
@@ -97,6 +133,10 @@ SIZE_GOAL = 0.10
 QUERY_GOAL = 10.0
 VIEW = "curated_events"
 QUERY_HOUR = START + timedelta(hours=1)
+INCREMENTAL_SEED = SEED + 1
+SHARD = "shardId-000000000000"
+FIRST_SEQUENCE_NUMBER = 1000
+PROCESSING_DELAY = timedelta(seconds=1)
 
 RAW_SCHEMA = StructType(
     [
@@ -318,6 +358,148 @@ def measure(spark: SparkSession, lake: Lake, events: int, repeats: int) -> dict[
     }
 
 
+def bench_incremental(lake: Lake, events: int, count: int) -> dict[str, float]:
+    """One more run, on one new raw object of ``count`` events in the last hour of event time,
+    onto the curated table the zstd run left: the seconds and the objects of a steady run."""
+    rate = events / (EVENT_HOURS * 3600)
+    start = START + timedelta(hours=EVENT_HOURS - 1)
+    new_events = generate("realistic", seed=INCREMENTAL_SEED, start=start, rate=rate, count=count)
+    lake.raw.put(
+        f"{RAW_PREFIX}{start:%Y/%m/%d/%H}/bench-incremental-00000",
+        b"".join(event.to_json_line() for event in new_events),
+    )
+    before = {(obj.key, obj.size) for obj in lake.curated.list(EVENTS_PREFIX)}
+    report, wall = run_job(lake.job, {"compression": "zstd"})
+    counts = report["tables"]["events"]
+    if (counts["lines"], counts["quarantined"], counts["rows_added"]) != (count, 0, count):
+        raise RuntimeError(f"the incremental run did not curate every new event once: {counts}")
+    written = [obj for obj in lake.curated.list(EVENTS_PREFIX) if (obj.key, obj.size) not in before]
+    return {
+        "rows": count,
+        "report_seconds": report["seconds"],
+        "wall_seconds": wall,
+        "objects_written": len(written),
+        "bytes_written": sum(obj.size for obj in written),
+    }
+
+
+class CountingMinuteSink(MinuteSessionSink):
+    """Per-minute rows as the Firehose sink sends them: PutRecordBatch calls, rows, CSV bytes."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.rows = 0
+        self.bytes = 0
+
+    def put(self, rows: Sequence[MinuteSession]) -> None:
+        """Count the calls the Firehose adapter would make, and what they carry."""
+        payloads = [row.to_csv_line().encode("utf-8") for row in rows]
+        self.calls += len(record_batches(payloads))
+        self.rows += len(payloads)
+        self.bytes += sum(len(payload) for payload in payloads)
+
+
+class CountingGapSink(GapSessionSink):
+    """Gap sessions as the S3 sink writes them: one object per key, its JSON-lines bytes."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, int] = {}
+        self.sessions = 0
+
+    def put(
+        self, sessions: Sequence[GapSession], shard_id: str, first_seq: str, last_seq: str
+    ) -> None:
+        """Count the object (a retry would overwrite its own) and its sessions."""
+        if not sessions:
+            return
+        self.objects[gap_sessions_key(sessions, shard_id, first_seq, last_seq)] = len(
+            gap_sessions_body(sessions)
+        )
+        self.sessions += len(sessions)
+
+
+def sessionizer_output(count: int, events: int, batch_size: int) -> dict[str, float]:
+    """What the sessionizer writes to Firehose and S3 for the first ``count`` events of the
+    bench's traffic, per 1,000 events (see 5. in the module docstring)."""
+    template = Template.load(ROOT / "template.yaml")
+    variables = template.resource("SessionizerFunction").properties["Environment"]["Variables"]
+    settings = SessionizerSettings.from_env({name: str(v) for name, v in variables.items()})
+    checkpoints = MemoryCheckpoints()
+    minutes, gaps = CountingMinuteSink(), CountingGapSink()
+    ports = SessionizerPorts(
+        checkpoints, MemorySessionState(checkpoints), minutes, gaps, MemoryQuarantine()
+    )
+    rate = events / (EVENT_HOURS * 3600)
+    traffic = list(generate("realistic", seed=SEED, start=START, rate=rate, count=count))
+    latest = START
+    halfway = count // 2 // batch_size * batch_size
+    warm_calls, warm_objects = 0, 0
+    for first in range(0, len(traffic), batch_size):
+        if first == halfway:
+            warm_calls, warm_objects = minutes.calls, len(gaps.objects)
+        records = []
+        for position, event in enumerate(traffic[first : first + batch_size], start=first):
+            latest = max(latest, event.trans_timestamp)
+            sequence_number = str(FIRST_SEQUENCE_NUMBER + position)
+            records.append(kinesis_record(SHARD, sequence_number, event, latest))
+        batch = records_by_shard(kinesis_event(*records), settings.max_clock_skew)
+        outcome = sessionizer.handle_batch(
+            batch, settings=settings, ports=ports, now=latest + PROCESSING_DELAY
+        )
+        if outcome.failures or outcome.processed != len(records):
+            raise RuntimeError(f"the sessionizer did not commit a whole batch: {outcome}")
+    steady_per_thousand = 1000 / (count - halfway)
+    calls, objects = minutes.calls - warm_calls, len(gaps.objects) - warm_objects
+    sessionizer.finalize_sessions(
+        settings=settings, ports=ports, shard_ids=[SHARD], now=latest, close_everything=True
+    )
+    per_thousand = 1000 / count
+    return {
+        "minute_session_rows_per_1000_events": minutes.rows * per_thousand,
+        "minute_session_csv_bytes_per_row": minutes.bytes / minutes.rows,
+        "minute_session_puts_per_1000_events": calls * steady_per_thousand,
+        "gap_sessions_per_1000_events": gaps.sessions * per_thousand,
+        "gap_session_objects_per_1000_events": objects * steady_per_thousand,
+        "gap_session_json_bytes_per_1000_events": sum(gaps.objects.values()) * per_thousand,
+        "session_events": count,
+        "session_batch_size": batch_size,
+    }
+
+
+def lake_figures(results: dict[str, Any]) -> dict[str, float]:
+    """The flat figures of ``bench/results/lake.json``."""
+    events = results["machine"]["events"]
+    raw_bytes = results["setup"]["raw_bytes"]
+    figures: dict[str, float] = {
+        "events": events,
+        "raw_json_bytes": raw_bytes,
+        "raw_json_bytes_per_event": raw_bytes / events,
+    }
+    for codec, codec_figures in results["codecs"].items():
+        figures[f"curated_events_{codec}_bytes"] = codec_figures["curated_bytes"]
+        figures[f"curated_events_{codec}_bytes_per_event"] = codec_figures["curated_bytes"] / events
+        figures[f"curated_events_{codec}_percent_of_raw"] = (
+            100 * codec_figures["curated_bytes"] / raw_bytes
+        )
+        figures[f"events_job_{codec}_rows_per_s"] = codec_figures["rows_per_s_wall"]
+        figures[f"events_job_{codec}_report_seconds"] = codec_figures["report_seconds"]
+    for key, value in results["copy"].items():
+        figures[f"baseline_copy_{key}"] = value
+    for name, query in results["queries"].items():
+        figures[f"query_{name}_parquet_seconds"] = query["parquet_seconds"]
+        figures[f"query_{name}_raw_seconds"] = query["raw_seconds"]
+        figures[f"query_{name}_raw_over_parquet_ratio"] = query["raw_over_parquet"]
+    figures["query_median_raw_over_parquet_ratio"] = results["median_raw_over_parquet"]
+    incremental = results["incremental"]
+    figures["events_job_incremental_run_rows"] = incremental["rows"]
+    figures["events_job_incremental_run_seconds"] = incremental["report_seconds"]
+    figures["events_job_incremental_run_wall_seconds"] = incremental["wall_seconds"]
+    figures["events_job_incremental_run_objects_written"] = incremental["objects_written"]
+    figures["events_job_incremental_run_bytes_written"] = incremental["bytes_written"]
+    figures.update(results["sessions"])
+    return figures
+
+
 def print_report(results: dict[str, Any]) -> None:
     """The figures as a readable report."""
     machine, setup, codecs = results["machine"], results["setup"], results["codecs"]
@@ -383,6 +565,30 @@ def print_report(results: dict[str, Any]) -> None:
         )
     median = results["median_raw_over_parquet"]
     print(f"  median ratio {median:.1f}x  goal {'met' if median >= QUERY_GOAL else 'missed'}")
+    print()
+    incremental = results["incremental"]
+    print(
+        f"4. A steady-state run: {incremental['rows']:,} new rows onto the curated table in"
+        f" {incremental['report_seconds']:.1f} s (report), {incremental['wall_seconds']:.1f} s"
+        f" (wall); {incremental['objects_written']} objects written,"
+        f" {incremental['bytes_written']:,} bytes"
+    )
+    print()
+    sessions = results["sessions"]
+    print(
+        f"5. The sessionizer's output per 1,000 events ({sessions['session_events']:,.0f} events,"
+        f" batches of {sessions['session_batch_size']:.0f})"
+    )
+    print(
+        f"  per-minute rows {sessions['minute_session_rows_per_1000_events']:.1f}"
+        f" ({sessions['minute_session_csv_bytes_per_row']:.1f} bytes each) in"
+        f" {sessions['minute_session_puts_per_1000_events']:.2f} PutRecordBatch calls"
+    )
+    print(
+        f"  gap sessions {sessions['gap_sessions_per_1000_events']:.1f} in"
+        f" {sessions['gap_session_objects_per_1000_events']:.2f} objects,"
+        f" {sessions['gap_session_json_bytes_per_1000_events']:,.0f} bytes"
+    )
 
 
 def main() -> None:
@@ -391,6 +597,18 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=100, help="raw objects")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per query and side")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--incremental-events", type=int, default=10_000, help="rows of the steady-state run"
+    )
+    parser.add_argument(
+        "--session-events", type=int, default=300_000, help="events through the sessionizer"
+    )
+    parser.add_argument(
+        "--session-batch", type=int, default=500, help="records per sessionizer batch"
+    )
+    parser.add_argument(
+        "--results-dir", type=Path, default=RESULTS_DIRECTORY, help="folder of lake.json"
+    )
     arguments = parser.parse_args()
     spark: SparkSession | None = None
     with tempfile.TemporaryDirectory() as folder:
@@ -414,13 +632,25 @@ def main() -> None:
                 "setup": setup,
                 **measure(spark, lake, arguments.events, arguments.repeats),
             }
+            results["incremental"] = bench_incremental(
+                lake, arguments.events, arguments.incremental_events
+            )
         finally:
             if spark is not None:
                 spark.stop()
             stop_process(process.pid)
+    results["sessions"] = sessionizer_output(
+        min(arguments.session_events, arguments.events), arguments.events, arguments.session_batch
+    )
     print_report(results)
     if arguments.json:
         arguments.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    command = (
+        f".venv/bin/python bench/bench_lake.py --events {arguments.events}"
+        f" --objects {arguments.objects} --repeats {arguments.repeats}"
+    )
+    path = write_results("lake", lake_figures(results), command, arguments.results_dir)
+    print(f"  written to {path}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,12 @@
    index request per document, on the same node with the same kind of events.
 2. Event-to-searchable latency on the whole local stack: PutRecords of one event at a steady rate,
    then the time until a search finds it (runner batching window + indexer + index refresh).
+3. Index size per document: the bulk run's indices (the project's index template: one shard, no
+   replica), refreshed and force-merged to one segment, as an index settles once it stops
+   taking writes; their primary store bytes over their documents. Not against a baseline: the
+   cost model (``clickstream cost``) sizes the domain's storage with it.
+
+The figures go to ``bench/results/search.json`` (``bench/results.py``).
 
 Run: ``make bench`` (or ``.venv/bin/python bench/bench_search.py``).
 """
@@ -35,6 +41,9 @@ from clickstream.generator import generate
 from clickstream.generator.producer import event_record
 from clickstream_local.opensearch import start_opensearch
 from clickstream_local.stack import LocalStack
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.results
+from bench.results import RESULTS_DIRECTORY, write_results
 
 
 def events(count: int, seed: int, start: datetime | None = None) -> list[Event]:
@@ -73,6 +82,21 @@ def bench_bulk_versus_single(
     return {
         "bulk_docs_per_s": statistics.median(bulk),
         "single_docs_per_s": statistics.median(single),
+    }
+
+
+def index_size(client: OpenSearch, prefix: str) -> dict[str, float]:
+    """Primary store bytes per document of the indices ``<prefix>-*``, merged to one segment."""
+    pattern = f"{prefix}-*"
+    client.indices.refresh(index=pattern)
+    client.indices.forcemerge(index=pattern, max_num_segments=1, request_timeout=300)
+    primaries = client.indices.stats(index=pattern, metric="docs,store")["_all"]["primaries"]
+    documents = primaries["docs"]["count"]
+    size = primaries["store"]["size_in_bytes"]
+    return {
+        "index_documents": float(documents),
+        "index_bytes": float(size),
+        "index_bytes_per_document": size / documents,
     }
 
 
@@ -144,6 +168,9 @@ def main() -> None:
     parser.add_argument("--single-docs", type=int, default=1000)
     parser.add_argument("--latency-events", type=int, default=200)
     parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument(
+        "--results-dir", type=Path, default=RESULTS_DIRECTORY, help="folder of search.json"
+    )
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         node = start_opensearch(Path(folder) / "opensearch.log")
@@ -152,6 +179,7 @@ def main() -> None:
             throughput = bench_bulk_versus_single(
                 client, arguments.bulk_docs, arguments.single_docs
             )
+            size = index_size(client, "bench-bulk")
         finally:
             node.stop()
     latency = bench_latency(arguments.latency_events, arguments.rate)
@@ -159,10 +187,18 @@ def main() -> None:
         **throughput,
         "bulk_vs_single_ratio": throughput["bulk_docs_per_s"] / throughput["single_docs_per_s"],
         **latency,
+        **size,
     }
     for key, value in results.items():
         print(f"{key:<28} {value:,.3f}")
     print(results, file=sys.stderr)
+    command = (
+        f".venv/bin/python bench/bench_search.py --bulk-docs {arguments.bulk_docs}"
+        f" --single-docs {arguments.single_docs} --latency-events {arguments.latency_events}"
+        f" --rate {arguments.rate:g}"
+    )
+    path = write_results("search", results, command, arguments.results_dir)
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Commands, one module each: ``local up|down|status`` (:mod:`.stack_commands`); ``
 ``replay``, ``invoke``, ``drain`` (:mod:`.traffic`); ``windows``, ``sessions``, ``summary``
 (:mod:`.readers`); ``curate``, ``catalog``, ``query``, ``glue-docker`` (:mod:`.lake`);
 ``report`` (:mod:`.report`); ``redrive`` (:mod:`.redrive`); ``demo`` (:mod:`.demo`, what
-``make run`` calls).
+``make run`` calls); ``cost`` (:mod:`.cost`, the monthly AWS cost at an event rate).
 
 The read commands (``report``, ``query``, ``windows``, ``sessions``, ``summary``) and
 ``redrive`` work on a deployed stack with ``--stack NAME [--region R] [--endpoint-url URL]``,
@@ -19,7 +19,7 @@ import sys
 from botocore.exceptions import BotoCoreError, ClientError
 
 from clickstream_analytics.stack import AnalyticsError
-from clickstream_cli import demo, lake, readers, redrive, report, stack_commands, traffic
+from clickstream_cli import cost, demo, lake, readers, redrive, report, stack_commands, traffic
 from clickstream_cli.common import add_stack_options
 from clickstream_local.stack import StackError
 
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_commands(commands)
     redrive.add_commands(commands)
     demo.add_commands(commands)
+    cost.add_commands(commands)
     return parser
 
 
