@@ -97,6 +97,8 @@ bench: setup
 	$(BIN)/python bench/bench_lake.py
 	$(BIN)/python bench/bench_search.py
 	$(BIN)/python bench/bench_stream.py
+	$(BIN)/python bench/bench_growth.py
+	$(BIN)/python bench/bench_scan.py
 
 ## browser: headless Chromium for the dashboard page tests (Debian package; needs root).
 browser:
