@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from clickstream.adapters.aws.dynamodb import MAX_TRANSACTION_ITEMS, checkpoint_put, commit
+from clickstream.adapters.aws.dynamodb import checkpoint_put, commit
 from clickstream.adapters.aws.first_occurrences import read_registered, registry_puts
 from clickstream.core.checkpoints import ShardCheckpoint
 from clickstream.core.session_state import KeyChange, KeyState, TailEvent
@@ -368,17 +368,13 @@ class DynamoSessionStateStore(SessionStateStore):
         registry = registry_puts(
             self.table, consumer, shard_id, version, registrations or {}, self.retention_days
         )
-        if len(entry) + len(registry) >= MAX_TRANSACTION_ITEMS:
-            raise ValueError(
-                f"{len(entry)} log items and {len(registry)} registry items do not fit one"
-                " transaction with the checkpoint"
-            )
         size = sum(len(bytes(put["Put"]["Item"]["changes"]["B"])) for put in entry) + sum(
             len(bytes(put["Put"]["Item"]["digests"]["B"])) for put in registry
         )
         if size + _ITEM_OVERHEAD_BYTES * (len(entry) + len(registry) + 1) > MAX_TRANSACTION_BYTES:
             raise ValueError(f"a commit of {size} bytes exceeds a transaction's 4 MB")
         put = checkpoint_put(self.table, checkpoint, expected_version)
+        # all in the checkpoint's own transaction: ``commit`` refuses more than it holds
         commit(self.client, [], put, with_checkpoint=[*entry, *registry])
         if changes:
             for change, line in zip(changes, lines, strict=True):
