@@ -53,14 +53,15 @@ the first measured run; its output, ledger and quarantine are then deleted.
    ``template.yaml`` gives the function, on in-memory ports (``tests/support/fakes``), in Lambda
    Kinesis events of ``--session-batch`` records on one shard in arrival order; a record arrives
    at the latest event time generated so far, and a batch runs 1 s after its last arrival. The
-   sinks count their calls: per 1,000 events, the per-minute rows and the PutRecordBatch calls
-   carrying them (Firehose, ``aggregated/``), the gap sessions and the objects carrying them
-   (S3 ``sessions/``), with the bytes of each as the adapters write them (a CSV line per row,
-   ``gap_sessions_body`` per object). Calls and objects are counted over the second half of
-   the batches, once gap sessions close as often as they open (a gap session closes 30 minutes
-   after its last event: the first half, over an hour of event time by default, is the
-   warm-up); rows, sessions and bytes over every event, once the end of the stream has closed
-   every session, so each event is in one.
+   sinks count their calls: per 1,000 events, the per-minute rows, the Firehose records they are
+   packed into (``pack_lines``, as the Firehose adapter packs a put's CSV lines) and the
+   PutRecordBatch calls carrying those (Firehose, ``aggregated/``), the gap sessions and the
+   objects carrying them (S3 ``sessions/``), with the bytes of each as the adapters write them (a
+   CSV line per row, ``gap_sessions_body`` per object). Records, calls and objects are counted
+   over the second half of the batches, once gap sessions close as often as they open (a gap
+   session closes 30 minutes after its last event: the first half, over an hour of event time
+   by default, is the warm-up); rows, sessions and bytes over every event, once the end of the
+   stream has closed every session, so each event is in one.
 
 Everything runs on one machine: moto serves S3 from memory in one Python process on the same
 cores as Spark (``local[*]``, 4 GB driver). Figures are from one run on a shared, noisy
@@ -94,7 +95,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
-from clickstream.adapters.aws.firehose import record_batches
+from clickstream.adapters.aws.firehose import pack_lines, record_batches
 from clickstream.adapters.aws.s3 import gap_sessions_body, gap_sessions_key
 from clickstream.adapters.kinesis_event import records_by_shard
 from clickstream.consumers import sessionizer
@@ -384,19 +385,23 @@ def bench_incremental(lake: Lake, events: int, count: int) -> dict[str, float]:
 
 
 class CountingMinuteSink(MinuteSessionSink):
-    """Per-minute rows as the Firehose sink sends them: PutRecordBatch calls, rows, CSV bytes."""
+    """Per-minute rows as the Firehose sink sends them: PutRecordBatch calls, the records they
+    carry (the CSV lines packed as the sink packs them), rows, CSV bytes."""
 
     def __init__(self) -> None:
         self.calls = 0
+        self.records = 0
         self.rows = 0
         self.bytes = 0
 
     def put(self, rows: Sequence[MinuteSession]) -> None:
-        """Count the calls the Firehose adapter would make, and what they carry."""
-        payloads = [row.to_csv_line().encode("utf-8") for row in rows]
-        self.calls += len(record_batches(payloads))
-        self.rows += len(payloads)
-        self.bytes += sum(len(payload) for payload in payloads)
+        """Count the records and calls the Firehose adapter would send, and what they carry."""
+        lines = [row.to_csv_line().encode("utf-8") for row in rows]
+        records = pack_lines(lines)
+        self.calls += len(record_batches(records))
+        self.records += len(records)
+        self.rows += len(lines)
+        self.bytes += sum(len(line) for line in lines)
 
 
 class CountingGapSink(GapSessionSink):
@@ -433,10 +438,11 @@ def sessionizer_output(count: int, events: int, batch_size: int) -> dict[str, fl
     traffic = list(generate("realistic", seed=SEED, start=START, rate=rate, count=count))
     latest = START
     halfway = count // 2 // batch_size * batch_size
-    warm_calls, warm_objects = 0, 0
+    warm_calls, warm_records, warm_objects = 0, 0, 0
     for first in range(0, len(traffic), batch_size):
         if first == halfway:
-            warm_calls, warm_objects = minutes.calls, len(gaps.objects)
+            warm_calls, warm_records = minutes.calls, minutes.records
+            warm_objects = len(gaps.objects)
         records = []
         for position, event in enumerate(traffic[first : first + batch_size], start=first):
             latest = max(latest, event.trans_timestamp)
@@ -450,6 +456,7 @@ def sessionizer_output(count: int, events: int, batch_size: int) -> dict[str, fl
             raise RuntimeError(f"the sessionizer did not commit a whole batch: {outcome}")
     steady_per_thousand = 1000 / (count - halfway)
     calls, objects = minutes.calls - warm_calls, len(gaps.objects) - warm_objects
+    records = minutes.records - warm_records
     sessionizer.finalize_sessions(
         settings=settings, ports=ports, shard_ids=[SHARD], now=latest, close_everything=True
     )
@@ -458,6 +465,7 @@ def sessionizer_output(count: int, events: int, batch_size: int) -> dict[str, fl
         "minute_session_rows_per_1000_events": minutes.rows * per_thousand,
         "minute_session_csv_bytes_per_row": minutes.bytes / minutes.rows,
         "minute_session_puts_per_1000_events": calls * steady_per_thousand,
+        "minute_session_records_per_1000_events": records * steady_per_thousand,
         "gap_sessions_per_1000_events": gaps.sessions * per_thousand,
         "gap_session_objects_per_1000_events": objects * steady_per_thousand,
         "gap_session_json_bytes_per_1000_events": sum(gaps.objects.values()) * per_thousand,
@@ -582,6 +590,7 @@ def print_report(results: dict[str, Any]) -> None:
     print(
         f"  per-minute rows {sessions['minute_session_rows_per_1000_events']:.1f}"
         f" ({sessions['minute_session_csv_bytes_per_row']:.1f} bytes each) in"
+        f" {sessions['minute_session_records_per_1000_events']:.2f} Firehose records,"
         f" {sessions['minute_session_puts_per_1000_events']:.2f} PutRecordBatch calls"
     )
     print(

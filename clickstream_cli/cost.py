@@ -241,6 +241,10 @@ def delivery_buffer(resource: Resource) -> DeliveryBuffer:
     )
 
 
+LEDGER_ARGUMENTS = ("ledger_recent_hours", "ledger_full_listing_hours")
+"""The Glue jobs' ledger arguments, which the template sets (``clickstream_glue.ledger``)."""
+
+
 def glue_workflow(template: Template, trigger: Resource) -> GlueWorkflow:
     """An EVENT trigger's batching and the workers of the one job it starts."""
     properties = trigger.properties
@@ -250,11 +254,20 @@ def glue_workflow(template: Template, trigger: Resource) -> GlueWorkflow:
     jobs = {job.physical_id: job for job in template.resources("AWS::Glue::Job")}
     job = jobs[str(action["JobName"])].properties
     batching = properties.get("EventBatchingCondition", {})
+    arguments = {str(k): v for k, v in job.get("DefaultArguments", {}).items()}
+    ledger = {name: arguments.get(f"--{name}") for name in LEDGER_ARGUMENTS}
+    missing = [f"--{name}" for name, value in ledger.items() if value is None]
+    if missing:
+        raise CostModelError(f"{action['JobName']}: DefaultArguments lack {', '.join(missing)}")
     return GlueWorkflow(
         worker_type=str(job["WorkerType"]),
         workers=int(job["NumberOfWorkers"]),
         batch_size=int(batching.get("BatchSize", 1)),
         batch_window_seconds=float(batching.get("BatchWindow", 900)),
+        execution_class=str(job.get("ExecutionClass", "STANDARD")),
+        source_prefixes=sum(1 for name in arguments if name.endswith("_prefix")),
+        ledger_recent_hours=float(ledger["ledger_recent_hours"]),
+        ledger_full_listing_hours=float(ledger["ledger_full_listing_hours"]),
     )
 
 

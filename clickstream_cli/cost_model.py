@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 HOURS_PER_MONTH = 730.0
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
+SECONDS_PER_DAY = 86_400
 DAYS_PER_MONTH = HOURS_PER_MONTH / 24
 MIB = 1024**2
 GIB = 1024**3
@@ -55,6 +56,7 @@ LAKE_FIGURES = (
     "minute_session_rows_per_1000_events",
     "minute_session_csv_bytes_per_row",
     "minute_session_puts_per_1000_events",
+    "minute_session_records_per_1000_events",
     "gap_sessions_per_1000_events",
     "gap_session_objects_per_1000_events",
     "gap_session_json_bytes_per_1000_events",
@@ -157,6 +159,14 @@ class GlueWorkflow:
     workers: int
     batch_size: int
     batch_window_seconds: float
+    execution_class: str = "STANDARD"
+    """``STANDARD`` or ``FLEX`` (spare capacity, a lower DPU-hour price)."""
+    source_prefixes: int = 1
+    """Source prefixes the job lists (each with its own ledger days)."""
+    ledger_recent_hours: float = 48.0
+    """A normal run lists the source days from this long before the newest recorded day."""
+    ledger_full_listing_hours: float = 24.0
+    """A run lists every source object once the last full listing is this old."""
 
 
 @dataclass(frozen=True)
@@ -310,6 +320,8 @@ class _GlueRuns:
     run_seconds: float
     bookkeeping_gets_per_run: float
     bookkeeping_lists_per_run: float
+    bookkeeping_puts_per_run: float
+    """A normal run writes one ledger day per source prefix and its run entry."""
     keeps_up: bool
 
 
@@ -646,15 +658,30 @@ class _Model:
     # ---- Firehose
 
     def firehose(self) -> tuple[float, float]:
-        """Both delivery streams' cost; the objects each writes per second."""
+        """Both delivery streams' cost; the objects each writes per second.
+
+        The raw stream carries one event per record. The aggregated stream carries the
+        sessionizer's CSV lines packed into few records: each record holds the measured rows per
+        record, and is billed as such."""
         book = self.book
         raw_objects = self.delivery(
             "Firehose raw", self.deployment.raw_delivery, self.rate, self.event_bytes
         )
         rows_per_s = self.rate * self.per_event("lake", "minute_session_rows_per_1000_events")
         row_bytes = self.figure("lake", "minute_session_csv_bytes_per_row")
+        records_per_s = self.rate * self.per_event("lake", "minute_session_records_per_1000_events")
+        if records_per_s <= 0 < rows_per_s:
+            raise CostModelError(
+                "lake.json has per-minute rows but no Firehose record carrying them:"
+                " minute_session_records_per_1000_events is 0"
+                f" (written by {BENCH_SCRIPTS['lake']})"
+            )
+        rows_per_record = rows_per_s / records_per_s if records_per_s > 0 else 0.0
         aggregated_objects = self.delivery(
-            "Firehose aggregated", self.deployment.aggregated_delivery, rows_per_s, row_bytes
+            "Firehose aggregated",
+            self.deployment.aggregated_delivery,
+            records_per_s,
+            rows_per_record * row_bytes,
         )
         self.capacity["firehose_aggregated_direct_put"] = Capacity(
             rows_per_s * row_bytes / MIB,
@@ -703,16 +730,18 @@ class _Model:
             f"glue_dpu_per_worker_{workflow.worker_type.lower()}".replace(".", "")
         )
         dpu_hours = runs.runs_per_month * billed / 3600 * workflow.workers * worker_dpu
+        price = "glue_flex_dpu_hour" if workflow.execution_class == "FLEX" else "glue_dpu_hour"
         self.add(
             name,
-            dpu_hours * self.book.price("glue_dpu_hour"),
+            dpu_hours * self.book.price(price),
             {
                 "runs": runs.runs_per_month,
                 "rows_per_run": runs.rows_per_run,
                 "seconds_per_run": runs.run_seconds,
                 "billed_seconds_per_run": billed,
                 "ledger_and_listing_requests_per_run": runs.bookkeeping_gets_per_run
-                + runs.bookkeeping_lists_per_run,
+                + runs.bookkeeping_lists_per_run
+                + runs.bookkeeping_puts_per_run,
                 "dpu_hours": dpu_hours,
             },
         )
@@ -737,17 +766,18 @@ class _Model:
     ) -> _GlueRuns:
         """Runs start when ``BatchSize`` objects have arrived or ``BatchWindow`` seconds after
         the first; one at a time, so a run longer than that delays the next, which then takes
-        every row arrived meanwhile. Besides its rows, a run lists every source object kept and
-        reads every ledger entry of the earlier runs, one request after the other
-        (``clickstream_glue.incremental``, ``clickstream_glue.ledger``).
+        every row arrived meanwhile. Besides its rows, a normal run lists the source days of the
+        ledger's recent window and reads the state and those days' ledger objects; once every
+        ``full_listing_hours`` a run lists every source object kept and reads every day's ledger
+        object, one request after the other (``clickstream_glue.ledger``).
 
-        A run over an interval ``I`` takes ``f(I) = c + a*I + b/I``: ``c`` the fixed time and
-        the listing, ``a*I`` its rows, ``b/I`` the ledger (more runs, more entries). When
-        ``f(T) > T`` for the trigger's interval ``T``, runs follow each other at the ``I`` where
-        ``f(I) = I``: ``(1-a)*I**2 - c*I - b = 0``.
+        A run over an interval ``I`` takes ``f(I) = c + (a + d)*I``: ``c`` the fixed time and
+        the recent window's requests, ``a*I`` its rows, ``d*I`` its share of the full listings.
+        When ``f(T) > T`` for the trigger's interval ``T``, runs follow each other at the ``I``
+        where ``f(I) = I``: ``I = c / (1 - a - d)``.
         """
         if objects_per_s <= 0:
-            return _GlueRuns(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, True)
+            return _GlueRuns(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, True)
         window = workflow.batch_window_seconds
         if objects_per_s * window >= 1:
             trigger = min(window, workflow.batch_size / objects_per_s)
@@ -761,32 +791,44 @@ class _Model:
             - self.figure("lake", "events_job_incremental_run_rows") * seconds_per_row,
         )
         latency = self.book.assumption("s3_request_latency_ms") / 1000
-        list_pages = objects_per_s * SECONDS_PER_MONTH * self.months_of_data / 1000
-        ledger_entries_per_interval_second = SECONDS_PER_MONTH * self.months_of_data
+        prefixes = workflow.source_prefixes
+        recent_days = math.ceil(workflow.ledger_recent_hours / 24) + 1
+        recent_lists = prefixes + objects_per_s * recent_days * SECONDS_PER_DAY / 1000
+        recent_gets = 1 + prefixes * recent_days
+        kept_seconds = SECONDS_PER_MONTH * self.months_of_data
+        full_lists = prefixes + objects_per_s * kept_seconds / 1000
+        full_gets = 1 + prefixes * kept_seconds / SECONDS_PER_DAY
+        full_every = max(workflow.ledger_full_listing_hours * 3600, 1.0)
         a = rows_per_s * seconds_per_row
-        b = latency * ledger_entries_per_interval_second * (1 + 1 / 1000)
-        c = fixed + latency * list_pages
+        d = latency * (full_lists + full_gets - recent_lists - recent_gets) / full_every
+        c = fixed + latency * (recent_lists + recent_gets)
 
         def run_seconds(interval: float) -> float:
-            return c + a * interval + b / interval
+            # At intervals of full_every and more, every run lists everything.
+            return c + a * interval + d * min(interval, full_every)
 
-        keeps_up = a < 1
+        keeps_up = a + d < 1
         interval = trigger
         if not keeps_up:
             # Each run takes longer than the rows it reads took to arrive: the job runs without
             # a pause and falls further behind; it is billed as running all month.
             interval = run_seconds(trigger)
         elif run_seconds(trigger) > trigger:
-            interval = (c + math.sqrt(c * c + 4 * (1 - a) * b)) / (2 * (1 - a))
-        ledger_entries = ledger_entries_per_interval_second / interval
+            interval = c / (1 - a - d)
+            if interval > full_every:
+                interval = (c + d * full_every) / (1 - a)
+        share = min(1.0, interval / full_every)
+        gets = recent_gets + share * (full_gets - recent_gets)
+        lists = recent_lists + share * (full_lists - recent_lists)
         return _GlueRuns(
             trigger_interval_seconds=trigger,
             interval_seconds=interval,
             runs_per_month=SECONDS_PER_MONTH / interval,
             rows_per_run=rows_per_s * interval,
             run_seconds=run_seconds(interval) if keeps_up else interval,
-            bookkeeping_gets_per_run=ledger_entries,
-            bookkeeping_lists_per_run=list_pages + ledger_entries / 1000,
+            bookkeeping_gets_per_run=gets,
+            bookkeeping_lists_per_run=lists,
+            bookkeeping_puts_per_run=prefixes + 1,
             keeps_up=keeps_up,
         )
 
@@ -825,8 +867,10 @@ class _Model:
         source_objects = (raw_objects_per_s + aggregated_objects_per_s + gap_objects_per_s) * (
             SECONDS_PER_MONTH
         )
-        glue_runs = events_runs.runs_per_month + sessions_runs.runs_per_month
-        puts = source_objects + glue_runs * (objects_written + 1)  # + one ledger entry per run
+        puts = source_objects + sum(
+            runs.runs_per_month * (objects_written + runs.bookkeeping_puts_per_run)
+            for runs in (events_runs, sessions_runs)
+        )
         gets = source_objects + sum(
             runs.runs_per_month * runs.bookkeeping_gets_per_run
             for runs in (events_runs, sessions_runs)

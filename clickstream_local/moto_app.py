@@ -19,6 +19,9 @@ Spark writes many objects in parallel, and an object request already replaces a 
 In front of that, :class:`IamEnforcement` authorizes every request as AWS would: a caller
 signing with an assumed role's temporary credentials may do only what that role's policies allow
 (:mod:`clickstream_local.iam_endpoint`); the stack's administrator key may do everything.
+Behind it, :class:`FirehoseLimits` refuses a Firehose put beyond AWS's size limits (a record over
+1,000 KiB, a batch of over 500 records or 4 MiB) with AWS's error, whoever the caller
+(:mod:`clickstream_local.firehose_limits`).
 
 Run it with ``python -m clickstream_local.moto_app -H 127.0.0.1 -p PORT``.
 """
@@ -41,6 +44,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import run_simple
 
+from clickstream_local.firehose_limits import FirehoseLimits
 from clickstream_local.iam_endpoint import IamEnforcement
 from clickstream_local.wsgi import WsgiApp, read_body, signed_service
 
@@ -116,9 +120,10 @@ class AtomicRequests:
 
 
 def application() -> IamEnforcement:
-    """Moto's server application behind :class:`AtomicRequests` and :class:`IamEnforcement`."""
+    """Moto's server application behind :class:`AtomicRequests`, :class:`FirehoseLimits` and
+    :class:`IamEnforcement`."""
     dispatcher = DomainDispatcherApplication(create_backend_app)
-    return IamEnforcement(AtomicRequests(dispatcher))
+    return IamEnforcement(FirehoseLimits(AtomicRequests(dispatcher)))
 
 
 def main(argv: list[str] | None = None) -> None:

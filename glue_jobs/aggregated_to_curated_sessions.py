@@ -8,7 +8,8 @@
   ``session_id`` (the one with the most pages), partitioned by the hour of ``session_start``.
 
 Arguments: ``--source_bucket`` and ``--curated_bucket``; optional ``--aggregated_prefix``
-(``aggregated/``), ``--sessions_prefix`` (``sessions/``) and ``--compression`` (``zstd``).
+(``aggregated/``), ``--sessions_prefix`` (``sessions/``), ``--compression`` (``zstd``), and the
+ledger's ``--ledger_recent_hours`` (48) and ``--ledger_full_listing_hours`` (24).
 Incremental and idempotent like the events job.
 """
 
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clickstream_glue.args import resolve_options
+from clickstream_glue.ledger import LEDGER_DEFAULTS, LedgerPolicy
 from clickstream_glue.runtime import start_job
 
 JOB_NAME = "aggregated_to_curated_sessions"
@@ -28,6 +30,7 @@ DEFAULTS = {
     "aggregated_prefix": "aggregated/",
     "sessions_prefix": "sessions/",
     "compression": "zstd",
+    **LEDGER_DEFAULTS,
     "JOB_NAME": JOB_NAME,
     "JOB_RUN_ID": "",
 }
@@ -36,6 +39,7 @@ DEFAULTS = {
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Resolve the arguments, run once, print the counts as JSON, commit the Glue job."""
     options = resolve_options(sys.argv if argv is None else argv, REQUIRED, DEFAULTS)
+    policy = LedgerPolicy.from_options(options)
     job = start_job(JOB_NAME, options)
     # The tables' column expressions need the SparkContext start_job creates on Glue.
     from clickstream_glue.incremental import run_incremental
@@ -45,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         (options["aggregated_prefix"], MINUTE_SESSIONS),
         (options["sessions_prefix"], GAP_SESSIONS),
     ]
-    report = run_incremental(job, JOB_NAME, sources, options["compression"])
+    report = run_incremental(job, JOB_NAME, sources, options["compression"], policy)
     print(json.dumps(report))
     job.commit()
     return report

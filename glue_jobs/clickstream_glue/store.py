@@ -22,12 +22,16 @@ class ObjectStore(ABC):
     bucket: str
 
     @abstractmethod
-    def list(self, prefix: str) -> list[StoredObject]:
-        """Every object under ``prefix``, sorted by key."""
+    def list(self, prefix: str, start_after: str | None = None) -> list[StoredObject]:
+        """Every object under ``prefix`` (after the key ``start_after``, if given), sorted."""
 
     @abstractmethod
     def get(self, key: str) -> bytes:
         """The body of one object."""
+
+    @abstractmethod
+    def get_if_exists(self, key: str) -> bytes | None:
+        """The body of one object, or None when there is no such key."""
 
     @abstractmethod
     def put(self, key: str, body: bytes) -> None:
@@ -49,17 +53,25 @@ class S3Store(ObjectStore):
         self._s3 = s3
         self.bucket = bucket
 
-    def list(self, prefix: str) -> list[StoredObject]:
-        """Every object under ``prefix``, sorted by key."""
+    def list(self, prefix: str, start_after: str | None = None) -> list[StoredObject]:
+        """Every object under ``prefix`` (after the key ``start_after``, if given), sorted."""
         found: list[StoredObject] = []
         paginator = self._s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+        after = {"StartAfter": start_after} if start_after else {}
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **after):
             found.extend(StoredObject(o["Key"], o["Size"]) for o in page.get("Contents", []))
         return sorted(found)
 
     def get(self, key: str) -> bytes:
         """The body of one object."""
         return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def get_if_exists(self, key: str) -> bytes | None:
+        """The body of one object, or None when S3 answers ``NoSuchKey``."""
+        try:
+            return self.get(key)
+        except self._s3.exceptions.NoSuchKey:
+            return None
 
     def put(self, key: str, body: bytes) -> None:
         """Write one object."""

@@ -1,16 +1,21 @@
-"""Firehose emulation: Kinesis source, buffering by size and by interval, S3 keys."""
+"""Firehose emulation: Kinesis source, buffering by size and by interval, S3 keys; and Direct
+PUT calls held to AWS's size limits on the local endpoint."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
-from clickstream_local.aws import local_client
+from clickstream.adapters.aws.firehose import FirehoseMinuteSessionSink
+from clickstream.core.sessions import minute_sessions
+from clickstream_local.aws import local_client, role_credentials
 from clickstream_local.firehose import DeliveryStreamConfig, FirehoseEmulator
 from clickstream_local.provision import Provisioner
-from tests.factories import wait_for
+from tests.factories import at, make_event, wait_for
 
 from .conftest import project_template
 
@@ -93,3 +98,91 @@ def test_buffer_flushes_by_interval(moto_endpoint: str, stack_name: str) -> None
         assert parts[0] == "rawdata" and len(parts[1]) == 4 and all(len(p) == 2 for p in parts[2:5])
     finally:
         emulator.stop()
+
+
+def direct_put(endpoint: str, stack_name: str) -> tuple[Any, str, str]:
+    """The sessionizer's Firehose client (its role's credentials), the aggregated delivery
+    stream and the bucket it writes, provisioned from the project's template."""
+    template = project_template(stack_name)
+    Provisioner(template, endpoint).provision()
+    credentials = role_credentials(endpoint, template.arn("SessionizerRole"))
+    stream = template.resource("AggregatedDeliveryStream").physical_id
+    return (
+        local_client("firehose", endpoint, credentials),
+        stream,
+        template.resource("RawBucket").physical_id,
+    )
+
+
+def refusal(call: Any) -> tuple[str, str]:
+    with pytest.raises(ClientError) as refused:
+        call()
+    error = refused.value.response["Error"]
+    return error["Code"], error["Message"]
+
+
+def test_direct_put_calls_beyond_aws_size_limits_are_refused_and_deliver_nothing(
+    moto_endpoint: str, stack_name: str
+) -> None:
+    # GIVEN the aggregated delivery stream and the sessionizer's role
+    firehose, stream, bucket = direct_put(moto_endpoint, stack_name)
+
+    def put(*sizes: int) -> Any:
+        records = [{"Data": b"x" * (size - 1) + b"\n"} for size in sizes]
+        return lambda: firehose.put_record_batch(DeliveryStreamName=stream, Records=records)
+
+    # WHEN a record is one byte over 1,000 KiB THEN AWS's validation error names it
+    code, message = refusal(put(10, 1_024_001))
+    assert code == "ValidationException"
+    assert "'records.2.member.data'" in message and "less than or equal to 1024000" in message
+    # WHEN a call carries 501 records THEN it is refused the same way
+    code, message = refusal(put(*[10] * 501))
+    assert code == "ValidationException" and "'records'" in message
+    # WHEN a call's records hold 5,000,000 bytes, each within its limit THEN it is refused
+    assert refusal(put(*[1_000_000] * 5)) == (
+        "InvalidArgumentException",
+        "Records size exceeds 4 MB limit",
+    )
+    # WHEN the administrator, whom IAM lets do everything, puts a record over 1,000 KiB
+    administrator = local_client("firehose", moto_endpoint)
+    code, _ = refusal(
+        lambda: administrator.put_record(
+            DeliveryStreamName=stream, Record={"Data": b"x" * 1_024_001}
+        )
+    )
+    # THEN the limit holds for it too
+    assert code == "ValidationException"
+    # THEN nothing of any refused call reached aggregated/
+    assert objects(moto_endpoint, bucket) == []
+
+
+def test_direct_put_calls_at_aws_size_limits_are_delivered_byte_for_byte(
+    moto_endpoint: str, stack_name: str
+) -> None:
+    # GIVEN the aggregated delivery stream and the sessionizer's role
+    firehose, stream, bucket = direct_put(moto_endpoint, stack_name)
+    # WHEN a call carries exactly 4 MiB: four records of 1,000 KiB and the rest
+    sizes = [1_024_000] * 4 + [4 * 1024 * 1024 - 4 * 1_024_000]
+    records = [bytes([65 + n]) * (size - 1) + b"\n" for n, size in enumerate(sizes)]
+    response = firehose.put_record_batch(
+        DeliveryStreamName=stream, Records=[{"Data": record} for record in records]
+    )
+    # THEN every record is accepted and aggregated/ holds them, concatenated as sent
+    assert response["FailedPutCount"] == 0
+    ((key, body),) = objects(moto_endpoint, bucket)
+    assert key.startswith("aggregated/") and body == b"".join(records)
+
+
+def test_the_sessionizer_sink_packs_rows_into_records_firehose_accepts(
+    moto_endpoint: str, stack_name: str
+) -> None:
+    # GIVEN 12,000 per-minute rows (about 1.3 MB of CSV lines: two 1,000 KiB records)
+    firehose, stream, bucket = direct_put(moto_endpoint, stack_name)
+    start = at("2026-03-07T14:00:00")
+    events = [make_event(start + timedelta(seconds=n % 60), custid=n + 1) for n in range(12_000)]
+    rows = minute_sessions(events)
+    # WHEN the sessionizer's sink puts them with its role
+    FirehoseMinuteSessionSink(firehose, stream).put(rows)
+    # THEN aggregated/ holds every row's line once, in order, byte for byte
+    ((_, body),) = objects(moto_endpoint, bucket)
+    assert body == b"".join(row.to_csv_line().encode("utf-8") for row in rows)

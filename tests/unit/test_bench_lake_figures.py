@@ -4,25 +4,44 @@ send it, and the flat figures of ``bench/results/lake.json``."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from bench.bench_lake import CountingGapSink, CountingMinuteSink, lake_figures
+from clickstream.adapters.aws.firehose import FirehoseMinuteSessionSink
 from clickstream.adapters.aws.s3 import gap_sessions_body
 from clickstream.core.sessions import gap_sessions, minute_sessions
 from tests.factories import at, make_event
 
 
-def test_the_minute_sink_counts_the_put_record_batch_calls_the_firehose_adapter_makes() -> None:
-    # GIVEN 1,200 per-minute rows of 1,200 customers (PutRecordBatch takes 500 records a call)
+class RecordingFirehose:
+    """A Firehose client accepting every record, keeping each call's records."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[bytes]] = []
+
+    def put_record_batch(self, DeliveryStreamName: str, Records: list[dict[str, bytes]]) -> Any:
+        self.calls.append([record["Data"] for record in Records])
+        return {"FailedPutCount": 0, "RequestResponses": [{"RecordId": "r"} for _ in Records]}
+
+
+def test_the_minute_sink_counts_the_records_and_calls_the_firehose_adapter_sends() -> None:
+    # GIVEN 1,200 per-minute rows of 1,200 customers (about 130 KB of CSV lines), and a few
+    # rows of another minute
     start = at("2026-03-07T14:00:00")
     events = [make_event(start + timedelta(seconds=n % 60), custid=n + 1) for n in range(1200)]
     rows = minute_sessions(events)
-    sink = CountingMinuteSink()
-    # WHEN they are put at once, then nothing is put
-    sink.put(rows)
-    sink.put([])
-    # THEN the adapter would make 3 calls carrying the 1,200 CSV lines
-    assert (sink.calls, sink.rows) == (3, 1200)
-    assert sink.bytes == sum(len(row.to_csv_line().encode("utf-8")) for row in rows)
+    later = minute_sessions([make_event(start + timedelta(minutes=1), custid=n) for n in (1, 2)])
+    sink, client = CountingMinuteSink(), RecordingFirehose()
+    adapter = FirehoseMinuteSessionSink(client, "aggregated", sleep=lambda _: None)
+    # WHEN both sinks get them in two puts, then nothing
+    for put in (rows, later, []):
+        sink.put(put)
+        adapter.put(put)
+    # THEN the count is what the adapter sent: each put's lines packed into one record, one call
+    assert (sink.calls, sink.records) == (len(client.calls), sum(map(len, client.calls))) == (2, 2)
+    # AND the rows and their bytes are counted as written
+    assert sink.rows == 1202
+    assert sink.bytes == sum(len(record) for call in client.calls for record in call)
 
 
 def test_the_gap_sink_counts_one_object_per_key_with_its_bytes() -> None:

@@ -52,6 +52,7 @@ FIGURES: dict[str, dict[str, float]] = {
         "minute_session_rows_per_1000_events": 500,
         "minute_session_csv_bytes_per_row": 100,
         "minute_session_puts_per_1000_events": 2,
+        "minute_session_records_per_1000_events": 2,
         "gap_sessions_per_1000_events": 200,
         "gap_session_objects_per_1000_events": 10,
         "gap_session_json_bytes_per_1000_events": 50_000,
@@ -218,6 +219,13 @@ def test_the_deployment_is_read_from_the_template() -> None:
     assert deployment.sessions_workflow.batch_window_seconds == float(
         parameters["GlueBatchWindowSeconds"]
     )
+    assert deployment.events_workflow.execution_class == parameters["GlueExecutionClass"]
+    assert (
+        deployment.events_workflow.source_prefixes,
+        deployment.sessions_workflow.source_prefixes,
+    ) == (1, 2)
+    assert deployment.sessions_workflow.ledger_recent_hours == 48
+    assert deployment.sessions_workflow.ledger_full_listing_hours == 24
     assert deployment.search.instance_type == parameters["SearchInstanceType"]
     assert deployment.alarms == len(TEMPLATE.resources("AWS::CloudWatch::Alarm"))
     assert deployment.lake_events_to_eventbridge  # the raw bucket's events start the workflows

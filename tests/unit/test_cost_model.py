@@ -87,6 +87,7 @@ PRICES = {
     "s3_put_per_thousand": 0.005,
     "s3_get_per_thousand": 0.0004,
     "glue_dpu_hour": 0.44,
+    "glue_flex_dpu_hour": 0.29,
     "athena_tb_scanned": 5.0,
     "opensearch_gp3_gb_month": 0.1,
     "cloudwatch_alarm_month": 0.1,
@@ -153,6 +154,7 @@ RESULTS: dict[str, dict[str, float]] = {
         "minute_session_rows_per_1000_events": 500,
         "minute_session_csv_bytes_per_row": 100,
         "minute_session_puts_per_1000_events": 2,
+        "minute_session_records_per_1000_events": 2,
         "gap_sessions_per_1000_events": 200,
         "gap_session_objects_per_1000_events": 10,
         "gap_session_json_bytes_per_1000_events": 50_000,
@@ -379,10 +381,47 @@ def test_firehose_bills_each_record_rounded_up_to_5_kb() -> None:
     assert quantities["gb_billed_in_5_kb_records"] == pytest.approx(MONTH * 5120 / GIB)
     assert quantities["gb_delivered"] == pytest.approx(MONTH * 200 / GIB)
     assert usd == pytest.approx(MONTH * 5120 / GIB * 0.029)
-    # AND so is each per-minute row: 1,314,000 rows
+    # AND so is each aggregated record: 250 rows packed into 25,000 bytes, billed as 25,600
     aggregated = component(result, "Firehose aggregated")[1]
-    assert aggregated["records"] == MONTH / 2
-    assert aggregated["gb_billed_in_5_kb_records"] == pytest.approx(MONTH / 2 * 5120 / GIB)
+    assert aggregated["records"] == pytest.approx(MONTH * 2 / 1000)
+    assert aggregated["gb_billed_in_5_kb_records"] == pytest.approx(MONTH * 2 / 1000 * 25_600 / GIB)
+
+
+def test_the_aggregated_stream_is_billed_per_packed_record_not_per_row() -> None:
+    # GIVEN 500 rows of 100 bytes per 1,000 events, packed into 4 records per 1,000 events
+    results = with_figures("lake", minute_session_records_per_1000_events=4)
+    # WHEN the cost is estimated at 1,000 events/s
+    usd, quantities = component(run(1000, results=results), "Firehose aggregated")
+    # THEN 4 records a second, each of 125 rows (12,500 bytes) billed as 15,360 bytes
+    records = 1000 * MONTH * 4 / 1000
+    assert quantities["records"] == pytest.approx(records)
+    assert quantities["gb_billed_in_5_kb_records"] == pytest.approx(records * 15_360 / GIB)
+    assert usd == pytest.approx(records * 15_360 / GIB * 0.029)
+    # AND every row is delivered, whatever the packing
+    assert quantities["gb_delivered"] == pytest.approx(1000 * MONTH * 500 / 1000 * 100 / GIB)
+    # AND the raw stream still bills one record per event
+    assert component(run(1000, results=results), "Firehose raw")[1]["records"] == 1000 * MONTH
+
+
+def test_rows_packed_into_no_record_are_an_error_naming_the_figure() -> None:
+    # GIVEN per-minute rows but no record carrying them WHEN estimated THEN the figure is named
+    results = with_figures("lake", minute_session_records_per_1000_events=0)
+    with pytest.raises(
+        CostModelError, match=r"minute_session_records_per_1000_events is 0 \(written by bench/"
+    ):
+        run(10, results=results)
+
+
+def test_a_lake_file_without_the_packed_records_figure_names_the_bench_that_writes_it() -> None:
+    # GIVEN a lake.json measured before rows were packed WHEN estimated THEN its bench is named
+    lake = dict(RESULTS["lake"])
+    del lake["minute_session_records_per_1000_events"]
+    with pytest.raises(
+        CostModelError,
+        match=r"lake\.json has no minute_session_records_per_1000_events \(written by "
+        r"bench/bench_lake\.py\)",
+    ):
+        run(10, results={**RESULTS, "lake": lake})
 
 
 def test_a_record_over_5_kb_is_billed_as_the_next_multiple_of_5_kb() -> None:
@@ -468,21 +507,47 @@ def test_a_glue_job_slower_than_its_rows_is_billed_as_running_all_month() -> Non
     assert "cannot keep up" in capacity.note
 
 
-def test_each_glue_run_reads_every_earlier_ledger_entry() -> None:
-    # GIVEN the bill of the 12th month, 100 ms per S3 request, and 8,760 runs a month
-    # WHEN the cost is estimated at 10 events/s (a raw object a minute)
+def test_a_glue_run_reads_the_recent_ledger_days_and_a_share_of_the_daily_full_listing() -> None:
+    # GIVEN the bill of the 12th month, 100 ms per S3 request, a raw object a minute, runs every
+    # 300 s, a ledger window of 48 hours and a full listing every 24 hours
     result = run(10, months_deployed=12, s3_request_latency_ms=100)
-    # THEN a run reads on average 11.5 months of ledger entries, one GET each, and lists the
-    # raw objects kept: the run takes longer than the 300 s window, and the runs follow
-    # each other
     quantities = component(result, "Glue events job")[1]
-    runs = quantities["runs"]
-    entries = runs * 11.5
-    pages = MONTH / 60 * 11.5 / 1000 + entries / 1000
-    assert quantities["ledger_and_listing_requests_per_run"] == pytest.approx(entries + pages)
-    assert quantities["seconds_per_run"] == pytest.approx(10 + (entries + pages) * 0.1)
-    assert quantities["seconds_per_run"] == pytest.approx(MONTH / runs)
-    assert quantities["seconds_per_run"] > 300
+    # THEN a normal run lists 3 days of objects (one page, plus one per 1,000 objects) and reads
+    # the state and 3 ledger days; a full listing lists the 11.5 months of objects kept and
+    # reads every day's ledger object, once per 288 runs
+    objects_per_s = 1 / 60
+    recent = (1 + objects_per_s * 3 * 86_400 / 1000) + (1 + 3)
+    full = (1 + objects_per_s * MONTH * 11.5 / 1000) + (1 + MONTH * 11.5 / 86_400)
+    share = 300 / 86_400
+    bookkeeping = recent + share * (full - recent)
+    assert quantities["runs"] == pytest.approx(MONTH / 300)
+    assert quantities["ledger_and_listing_requests_per_run"] == pytest.approx(bookkeeping + 2)
+    assert quantities["seconds_per_run"] == pytest.approx(10 + bookkeeping * 0.1)
+
+
+def test_glue_bookkeeping_hardly_grows_with_the_deployments_age() -> None:
+    # GIVEN the same traffic in the 1st and the 24th month, 100 ms per S3 request
+    first = component(run(10, months_deployed=1, s3_request_latency_ms=100), "Glue events job")
+    later = component(run(10, months_deployed=24, s3_request_latency_ms=100), "Glue events job")
+    # THEN a run takes longer only by its share of the longer full listing: 23 more months of
+    # objects and ledger days, at 300 s of each 86,400
+    more_requests = (1 / 60) * MONTH * 23 / 1000 + MONTH * 23 / 86_400
+    grown = later[1]["seconds_per_run"] - first[1]["seconds_per_run"]
+    assert grown == pytest.approx(more_requests * 0.1 * 300 / 86_400)
+    assert grown < 1
+    assert later[0] == pytest.approx(first[0])
+
+
+def test_a_flex_glue_job_is_billed_at_the_flex_price() -> None:
+    # GIVEN the events job of the Flex execution class
+    flex = GlueWorkflow(
+        "G.1X", workers=2, batch_size=100, batch_window_seconds=300, execution_class="FLEX"
+    )
+    result = run(10, deployment=replace(DEPLOYMENT, events_workflow=flex))
+    # THEN its 292 DPU-hours are billed at the Flex price
+    usd, quantities = component(result, "Glue events job")
+    assert quantities["dpu_hours"] == pytest.approx(292)
+    assert usd == pytest.approx(292 * 0.29)
 
 
 # --- storage, queries, search -------------------------------------------------------------------

@@ -9,13 +9,15 @@ from typing import Any
 import pytest
 
 from clickstream.adapters.aws.firehose import (
+    FIREHOSE_MAX_RECORD_BYTES,
     DeliveryFailed,
     FirehoseMinuteSessionSink,
+    pack_lines,
     record_batches,
 )
 from clickstream.adapters.aws.s3 import gap_sessions_key
 from clickstream.core.sessions import UnwritableCsvValue, gap_sessions, minute_sessions
-from tests.factories import make_event
+from tests.factories import at, make_event
 from tests.support.sessionizer import SHARD, T0
 
 # --- Adapter rules without I/O ----------------------------------------------------------------
@@ -28,6 +30,57 @@ def test_record_batches_respect_both_limits() -> None:
     # WHEN cut into calls THEN no call has over 500 records or the byte budget
     assert [len(batch) for batch in record_batches(small)] == [500, 500, 200]
     assert [len(batch) for batch in record_batches(large, max_bytes=2500)] == [2, 1]
+
+
+def test_lines_are_packed_in_order_into_records_whose_concatenation_is_the_lines() -> None:
+    # GIVEN the CSV lines of 3,000 per-minute rows (about 320 KB)
+    start = at("2026-03-07T14:00:00")
+    events = [make_event(start + timedelta(seconds=n % 60), custid=n + 1) for n in range(3000)]
+    lines = [row.to_csv_line().encode("utf-8") for row in minute_sessions(events)]
+    # WHEN packed into records of at most 10,000 bytes
+    records = pack_lines(lines, max_record_bytes=10_000)
+    # THEN the records, concatenated, are the lines byte for byte, in order, one row per line
+    assert b"".join(records) == b"".join(lines)
+    assert b"".join(records).splitlines(keepends=True) == lines
+    # AND every record ends with a whole line and stays within the limit
+    assert all(record.endswith(b"\n") and len(record) <= 10_000 for record in records)
+    # AND no record could have taken the next record's first line: as few records as possible
+    firsts = [record.splitlines(keepends=True)[0] for record in records[1:]]
+    assert all(
+        len(record) + len(first) > 10_000 for record, first in zip(records, firsts, strict=False)
+    )
+
+
+def test_a_line_exactly_at_the_record_limit_is_one_record_and_a_longer_one_is_refused() -> None:
+    # GIVEN a line of exactly 1,024,000 bytes between two short lines
+    short = b"1_mob_1772892000,1\n"
+    full = b"x" * (FIREHOSE_MAX_RECORD_BYTES - 1) + b"\n"
+    # WHEN packed with Firehose's record limit
+    records = pack_lines([short, full, short])
+    # THEN it is a record of its own, and its neighbours are records of their own
+    assert records == [short, full, short]
+    # WHEN a line is one byte longer THEN packing fails, naming the size and the limit
+    with pytest.raises(ValueError, match=r"^a line of 1024001 bytes exceeds the 1024000-byte"):
+        pack_lines([short, b"x" + full])
+
+
+def test_a_line_without_its_newline_is_refused_rather_than_merged_with_the_next() -> None:
+    # GIVEN a line that lost its newline
+    # WHEN packed THEN packing fails rather than gluing it to the next row
+    with pytest.raises(ValueError, match="must end with a newline"):
+        pack_lines([b"a,b\n", b"c,d", b"e,f\n"])
+
+
+def test_the_packed_records_fill_put_record_batch_calls_within_4_mib() -> None:
+    # GIVEN 10,000 lines of 1,000 bytes (10 MB)
+    lines = [b"x" * 999 + b"\n"] * 10_000
+    # WHEN packed into 1,000 KiB records and cut into calls
+    records = pack_lines(lines)
+    batches = record_batches(records)
+    # THEN 1,024 lines fill each record, and 4 records each call of at most 4 MiB
+    assert [len(record) for record in records] == [1_024_000] * 9 + [784_000]
+    assert [len(batch) for batch in batches] == [4, 4, 2]
+    assert all(sum(len(record) for record in batch) <= 4 * 1024 * 1024 for batch in batches)
 
 
 @dataclass
@@ -47,16 +100,36 @@ class FlakyFirehose:
         return {"FailedPutCount": failed, "RequestResponses": entries}
 
 
-def test_firehose_sink_writes_csv_lines_and_retries_refused_entries() -> None:
-    # GIVEN two rows and a stream that refuses one entry once
+def test_firehose_sink_packs_the_csv_lines_of_a_put_into_one_record() -> None:
+    # GIVEN two rows and a stream that accepts everything
     rows = minute_sessions([make_event(T0, custid=1), make_event(T0, custid=2)])
-    client = FlakyFirehose()
+    client = FlakyFirehose(refusals=0)
     sink = FirehoseMinuteSessionSink(client, "aggregated", sleep=lambda _: None)
     # WHEN delivered
     sink.put(rows)
-    # THEN the refused line alone is sent again
+    # THEN one call carries one record: both CSV lines, in order
     lines = [row.to_csv_line().encode() for row in rows]
-    assert client.calls == [lines, lines[:1]]
+    assert client.calls == [[b"".join(lines)]]
+
+
+def test_firehose_sink_sends_a_refused_packed_record_again_whole() -> None:
+    # GIVEN six rows, records of at most two lines, and a stream that refuses the first record
+    # of the first call
+    rows = minute_sessions([make_event(T0, custid=n) for n in range(1, 7)])
+    lines = [row.to_csv_line().encode() for row in rows]
+    limit = max(len(lines[n]) + len(lines[n + 1]) for n in range(5)) + 1
+    client = FlakyFirehose()
+    sink = FirehoseMinuteSessionSink(
+        client, "aggregated", sleep=lambda _: None, max_record_bytes=limit
+    )
+    # WHEN delivered
+    sink.put(rows)
+    # THEN the first call carries three records of two lines, the second the refused one, whole
+    records = [lines[0] + lines[1], lines[2] + lines[3], lines[4] + lines[5]]
+    assert client.calls == [records, records[:1]]
+    # AND what Firehose accepted is every line exactly once
+    accepted = b"".join(client.calls[0][1:] + client.calls[1])
+    assert sorted(accepted.splitlines()) == sorted(b"".join(records).splitlines())
 
 
 def test_firehose_sink_sends_nothing_when_a_row_cannot_be_written() -> None:
@@ -66,6 +139,20 @@ def test_firehose_sink_sends_nothing_when_a_row_cannot_be_written() -> None:
     sink = FirehoseMinuteSessionSink(client, "aggregated", sleep=lambda _: None)
     # WHEN delivered THEN the call fails, naming the column, and no line was sent
     with pytest.raises(UnwritableCsvValue, match=r"^beginurl: control character U\+000A"):
+        sink.put(rows)
+    assert client.calls == []
+
+
+def test_firehose_sink_sends_nothing_when_a_line_exceeds_the_record_limit() -> None:
+    # GIVEN two rows and records too small for the second row's line
+    rows = minute_sessions([make_event(T0, custid=1), make_event(T0, custid=22222, url="x" * 200)])
+    limit = len(rows[0].to_csv_line().encode())
+    client = FlakyFirehose(refusals=0)
+    sink = FirehoseMinuteSessionSink(
+        client, "aggregated", sleep=lambda _: None, max_record_bytes=limit
+    )
+    # WHEN delivered THEN the call fails, naming the line's size, and nothing was sent
+    with pytest.raises(ValueError, match=rf"exceeds the {limit}-byte record limit"):
         sink.put(rows)
     assert client.calls == []
 
