@@ -53,15 +53,16 @@ the first measured run; its output, ledger and quarantine are then deleted.
    ``template.yaml`` gives the function, on in-memory ports (``tests/support/fakes``), in Lambda
    Kinesis events of ``--session-batch`` records on one shard in arrival order; a record arrives
    at the latest event time generated so far, and a batch runs 1 s after its last arrival. The
-   sinks count their calls: per 1,000 events, the per-minute rows, the Firehose records they are
-   packed into (``pack_lines``, as the Firehose adapter packs a put's CSV lines) and the
-   PutRecordBatch calls carrying those (Firehose, ``aggregated/``), the gap sessions and the
-   objects carrying them (S3 ``sessions/``), with the bytes of each as the adapters write them (a
-   CSV line per row, ``gap_sessions_body`` per object). Records, calls and objects are counted
-   over the second half of the batches, once gap sessions close as often as they open (a gap
-   session closes 30 minutes after its last event: the first half, over an hour of event time
-   by default, is the warm-up); rows, sessions and bytes over every event, once the end of the
-   stream has closed every session, so each event is in one.
+   ports' sinks are the Firehose adapters themselves (``FirehoseMinuteSessionSink``,
+   ``FirehoseGapSessionSink``), each over a client that accepts every record and counts what it
+   is sent (:class:`CountingFirehose`): per 1,000 events, the per-minute rows (CSV lines) and the
+   gap sessions (JSON lines), the Firehose records the adapters pack them into (``pack_lines``)
+   and the PutRecordBatch calls carrying those, on each delivery stream (``aggregated/``,
+   ``sessions/``), with the bytes of each. Records and calls are counted over the second half
+   of the batches, once gap sessions close as often as they open (a gap session closes 30
+   minutes after its last event: the first half, over an hour of event time by default, is the
+   warm-up); rows, sessions and bytes over every event, once the end of the stream has closed
+   every session, so each event is in one.
 
 Everything runs on one machine: moto serves S3 from memory in one Python process on the same
 cores as Spark (``local[*]``, 4 GB driver). Figures are from one run on a shared, noisy
@@ -95,13 +96,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
-from clickstream.adapters.aws.firehose import pack_lines, record_batches
-from clickstream.adapters.aws.s3 import gap_sessions_body, gap_sessions_key
+from clickstream.adapters.aws.firehose import FirehoseGapSessionSink, FirehoseMinuteSessionSink
 from clickstream.adapters.kinesis_event import records_by_shard
 from clickstream.consumers import sessionizer
-from clickstream.core.sessions import GapSession, MinuteSession
 from clickstream.generator import generate
-from clickstream.ports import GapSessionSink, MinuteSessionSink, SessionizerPorts
+from clickstream.ports import SessionizerPorts
 from clickstream.settings import SessionizerSettings
 from clickstream_glue.frames import with_hour_partitions
 from clickstream_glue.store import S3Store
@@ -384,65 +383,56 @@ def bench_incremental(lake: Lake, events: int, count: int) -> dict[str, float]:
     }
 
 
-class CountingMinuteSink(MinuteSessionSink):
-    """Per-minute rows as the Firehose sink sends them: PutRecordBatch calls, the records they
-    carry (the CSV lines packed as the sink packs them), rows, CSV bytes."""
+class CountingFirehose:
+    """A Firehose client that accepts every record and counts what it is sent: PutRecordBatch
+    calls, the records they carry, the lines in those (rows or sessions) and their bytes."""
 
     def __init__(self) -> None:
         self.calls = 0
         self.records = 0
-        self.rows = 0
+        self.lines = 0
         self.bytes = 0
 
-    def put(self, rows: Sequence[MinuteSession]) -> None:
-        """Count the records and calls the Firehose adapter would send, and what they carry."""
-        lines = [row.to_csv_line().encode("utf-8") for row in rows]
-        records = pack_lines(lines)
-        self.calls += len(record_batches(records))
-        self.records += len(records)
-        self.rows += len(lines)
-        self.bytes += sum(len(line) for line in lines)
-
-
-class CountingGapSink(GapSessionSink):
-    """Gap sessions as the S3 sink writes them: one object per key, its JSON-lines bytes."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, int] = {}
-        self.sessions = 0
-
-    def put(
-        self, sessions: Sequence[GapSession], shard_id: str, first_seq: str, last_seq: str
-    ) -> None:
-        """Count the object (a retry would overwrite its own) and its sessions."""
-        if not sessions:
-            return
-        self.objects[gap_sessions_key(sessions, shard_id, first_seq, last_seq)] = len(
-            gap_sessions_body(sessions)
-        )
-        self.sessions += len(sessions)
+    def put_record_batch(
+        self, DeliveryStreamName: str, Records: list[dict[str, bytes]]
+    ) -> dict[str, Any]:
+        """Count the call and its records; every record is accepted."""
+        self.calls += 1
+        self.records += len(Records)
+        for record in Records:
+            self.lines += record["Data"].count(b"\n")
+            self.bytes += len(record["Data"])
+        return {"FailedPutCount": 0, "RequestResponses": [{"RecordId": "r"} for _ in Records]}
 
 
 def sessionizer_output(count: int, events: int, batch_size: int) -> dict[str, float]:
-    """What the sessionizer writes to Firehose and S3 for the first ``count`` events of the
-    bench's traffic, per 1,000 events (see 5. in the module docstring)."""
+    """What the sessionizer sends to its two Firehose delivery streams for the first ``count``
+    events of the bench's traffic, per 1,000 events (see 5. in the module docstring)."""
     template = Template.load(ROOT / "template.yaml")
     variables = template.resource("SessionizerFunction").properties["Environment"]["Variables"]
     settings = SessionizerSettings.from_env({name: str(v) for name, v in variables.items()})
     checkpoints = MemoryCheckpoints()
-    minutes, gaps = CountingMinuteSink(), CountingGapSink()
+    minutes, gaps = CountingFirehose(), CountingFirehose()
     ports = SessionizerPorts(
-        checkpoints, MemorySessionState(checkpoints), minutes, gaps, MemoryQuarantine()
+        checkpoints,
+        MemorySessionState(checkpoints),
+        FirehoseMinuteSessionSink(minutes, settings.delivery_stream),
+        FirehoseGapSessionSink(gaps, settings.sessions_delivery_stream),
+        MemoryQuarantine(),
     )
     rate = events / (EVENT_HOURS * 3600)
     traffic = list(generate("realistic", seed=SEED, start=START, rate=rate, count=count))
     latest = START
     halfway = count // 2 // batch_size * batch_size
-    warm_calls, warm_records, warm_objects = 0, 0, 0
+    warm: dict[str, int] = {}
     for first in range(0, len(traffic), batch_size):
         if first == halfway:
-            warm_calls, warm_records = minutes.calls, minutes.records
-            warm_objects = len(gaps.objects)
+            warm = {
+                "minute_calls": minutes.calls,
+                "minute_records": minutes.records,
+                "gap_calls": gaps.calls,
+                "gap_records": gaps.records,
+            }
         records = []
         for position, event in enumerate(traffic[first : first + batch_size], start=first):
             latest = max(latest, event.trans_timestamp)
@@ -455,20 +445,22 @@ def sessionizer_output(count: int, events: int, batch_size: int) -> dict[str, fl
         if outcome.failures or outcome.processed != len(records):
             raise RuntimeError(f"the sessionizer did not commit a whole batch: {outcome}")
     steady_per_thousand = 1000 / (count - halfway)
-    calls, objects = minutes.calls - warm_calls, len(gaps.objects) - warm_objects
-    records = minutes.records - warm_records
+    steady = {
+        "minute_session_puts_per_1000_events": minutes.calls - warm["minute_calls"],
+        "minute_session_records_per_1000_events": minutes.records - warm["minute_records"],
+        "gap_session_puts_per_1000_events": gaps.calls - warm["gap_calls"],
+        "gap_session_records_per_1000_events": gaps.records - warm["gap_records"],
+    }
     sessionizer.finalize_sessions(
         settings=settings, ports=ports, shard_ids=[SHARD], now=latest, close_everything=True
     )
     per_thousand = 1000 / count
     return {
-        "minute_session_rows_per_1000_events": minutes.rows * per_thousand,
-        "minute_session_csv_bytes_per_row": minutes.bytes / minutes.rows,
-        "minute_session_puts_per_1000_events": calls * steady_per_thousand,
-        "minute_session_records_per_1000_events": records * steady_per_thousand,
-        "gap_sessions_per_1000_events": gaps.sessions * per_thousand,
-        "gap_session_objects_per_1000_events": objects * steady_per_thousand,
-        "gap_session_json_bytes_per_1000_events": sum(gaps.objects.values()) * per_thousand,
+        "minute_session_rows_per_1000_events": minutes.lines * per_thousand,
+        "minute_session_csv_bytes_per_row": minutes.bytes / minutes.lines,
+        "gap_sessions_per_1000_events": gaps.lines * per_thousand,
+        "gap_session_json_bytes_per_1000_events": gaps.bytes * per_thousand,
+        **{name: value * steady_per_thousand for name, value in steady.items()},
         "session_events": count,
         "session_batch_size": batch_size,
     }
@@ -594,9 +586,10 @@ def print_report(results: dict[str, Any]) -> None:
         f" {sessions['minute_session_puts_per_1000_events']:.2f} PutRecordBatch calls"
     )
     print(
-        f"  gap sessions {sessions['gap_sessions_per_1000_events']:.1f} in"
-        f" {sessions['gap_session_objects_per_1000_events']:.2f} objects,"
-        f" {sessions['gap_session_json_bytes_per_1000_events']:,.0f} bytes"
+        f"  gap sessions {sessions['gap_sessions_per_1000_events']:.1f}"
+        f" ({sessions['gap_session_json_bytes_per_1000_events']:,.0f} bytes) in"
+        f" {sessions['gap_session_records_per_1000_events']:.2f} Firehose records,"
+        f" {sessions['gap_session_puts_per_1000_events']:.2f} PutRecordBatch calls"
     )
 
 

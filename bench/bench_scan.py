@@ -5,7 +5,7 @@ unique stack name; ``--events`` realistic events (fixed seed, four hours of even
 lines in ``--objects`` raw objects under ``rawdata/``. The raw lines are parsed back with the
 domain parser, and their per-minute sessions and gap sessions (``clickstream.core.sessions``, the
 rows the sessionizer writes) go to ``aggregated/`` (CSV lines) and ``sessions/`` (compact JSON
-lines, as its S3 sink writes them), one object per hour. Then the template's two Glue jobs run
+lines, as its Firehose sink sends them), one object per hour. Then the template's two Glue jobs run
 on local PySpark, as on AWS: the events job and the sessions job, each once from an empty lake.
 
 Measured from the footers of the curated Parquet files (pyarrow's ``FileMetaData``; see
@@ -37,7 +37,6 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from clickstream.adapters.aws.s3 import gap_sessions_body
 from clickstream.core.events import Event, parse_event
 from clickstream.core.sessions import gap_sessions, minute_sessions
 from clickstream_glue.store import S3Store
@@ -92,7 +91,7 @@ def hourly_objects(
 def session_objects(events: Sequence[Event]) -> dict[str, list[tuple[str, bytes]]]:
     """The sessionizer's outputs for ``events`` by curated table: minute CSV, gap-session JSON."""
     minutes = ((row.minute, row.to_csv_line().encode("utf-8")) for row in minute_sessions(events))
-    gaps = ((gap.end, gap_sessions_body([gap])) for gap in gap_sessions(events))
+    gaps = ((gap.end, gap.to_json_line().encode("utf-8")) for gap in gap_sessions(events))
     return {
         MINUTE_SESSIONS: hourly_objects(
             TABLE_SOURCES[MINUTE_SESSIONS], "bench-minute-sessions", minutes

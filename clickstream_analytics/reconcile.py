@@ -13,7 +13,7 @@ from typing import Any
 
 from clickstream.adapters.aws.window_state import partial_from_item
 from clickstream.core.events import InvalidEvent, parse_event
-from clickstream.core.records import ParsedRecord, ShardRecord
+from clickstream.core.records import ParsedRecord, ShardRecord, split_record
 from clickstream.core.sessions import MINUTE_SESSION_COLUMNS, parse_csv_line
 from clickstream.core.sketch import ERROR_BOUND
 from clickstream.core.window_counting import WindowPartial, WindowValue, merge_partials
@@ -22,28 +22,28 @@ from clickstream_analytics.shard_reader import ShardReader, list_shard_ids
 
 
 def stream_records(kinesis: Any, stream_name: str) -> list[ShardRecord]:
-    """Every record in the stream with its shard, sequence number and arrival time."""
+    """Every event's record in the stream with its shard, position and arrival time: a packed
+    Kinesis record gives one per line, as the consumers see it (:func:`split_record`)."""
     records: list[ShardRecord] = []
     for shard_id in list_shard_ids(kinesis, stream_name):
         reader = ShardReader(kinesis, stream_name, shard_id, starting_position="TRIM_HORIZON")
         while True:
             batch, behind = reader.read(10000)
-            records.extend(
-                ShardRecord(
+            for record in batch:
+                whole = ShardRecord(
                     shard_id,
                     record["SequenceNumber"],
                     record["Data"],
                     record["ApproximateArrivalTimestamp"].astimezone(UTC),
                 )
-                for record in batch
-            )
+                records.extend(split_record(whole))
             if not batch and behind == 0:
                 break
     return records
 
 
 def stream_data(kinesis: Any, stream_name: str) -> list[bytes]:
-    """The data of every record in the stream, shard by shard, from the trim horizon."""
+    """The data of every event in the stream, shard by shard, from the trim horizon."""
     return [record.data for record in stream_records(kinesis, stream_name)]
 
 

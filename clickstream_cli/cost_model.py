@@ -14,6 +14,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from clickstream.generator.producer import (
+    FLUSH_INTERVAL_SECONDS,
+    MAX_RECORDS_PER_CALL,
+    PACKED_RECORD_BYTES,
+)
+
 HOURS_PER_MONTH = 730.0
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 SECONDS_PER_DAY = 86_400
@@ -58,8 +64,9 @@ LAKE_FIGURES = (
     "minute_session_puts_per_1000_events",
     "minute_session_records_per_1000_events",
     "gap_sessions_per_1000_events",
-    "gap_session_objects_per_1000_events",
     "gap_session_json_bytes_per_1000_events",
+    "gap_session_puts_per_1000_events",
+    "gap_session_records_per_1000_events",
 )
 GLUE_ROW_FIGURE = "glue_events_us_per_row_1m"
 SEARCH_FIGURES = ("bulk_docs_per_s", "index_bytes_per_document")
@@ -77,6 +84,27 @@ class CostModelError(ValueError):
 def ceil(value: float) -> int:
     """``value`` rounded up, ignoring the float error of a product that is a whole number."""
     return math.ceil(round(value, 9))
+
+
+def events_per_record(rate: float, shards: int, event_bytes: float) -> float:
+    """Events in a Kinesis record of the generator's packing (``clickstream.generator.producer``).
+
+    Paced sending puts each flush's events, packed per shard into records of at most
+    ``PACKED_RECORD_BYTES``: a flush holds the event that opens it and those of the next
+    ``FLUSH_INTERVAL_SECONDS``, at most 500, ``n = min(1 + rate·interval, 500)``. Hashed over
+    ``s`` shards, a shard gets ``k`` of them with the Poisson probability of mean ``n/s``, and
+    makes ``⌈k / f⌉`` records of them, ``f = max(1, ⌊PACKED_RECORD_BYTES / event_bytes⌋)``
+    events fitting in one: a record holds ``n`` over ``s`` times the expected records per shard.
+    """
+    flush = min(1 + rate * FLUSH_INTERVAL_SECONDS, MAX_RECORDS_PER_CALL)
+    fitting = max(1, math.floor(PACKED_RECORD_BYTES / event_bytes))
+    mean = flush / shards
+    records_per_shard = 0.0
+    probability = math.exp(-mean)
+    for k in range(1, math.ceil(mean + 10 * math.sqrt(mean) + 10)):
+        probability *= mean / k
+        records_per_shard += probability * math.ceil(k / fitting)
+    return flush / (shards * records_per_shard)
 
 
 # --- inputs -------------------------------------------------------------------------------------
@@ -135,12 +163,30 @@ class ScheduledFunction:
 
 
 @dataclass(frozen=True)
+class AutoScaling:
+    """Target tracking of one provisioned capacity (Application Auto Scaling)."""
+
+    min_units: float
+    max_units: float
+    target_utilization_percent: float
+
+    def units(self, needed_per_s: float) -> float:
+        """The capacity target tracking keeps for a steady need: the need over the target
+        utilization, in whole units, at least the minimum and at most the maximum."""
+        wanted = ceil(needed_per_s * 100 / self.target_utilization_percent)
+        return float(min(self.max_units, max(self.min_units, wanted)))
+
+
+@dataclass(frozen=True)
 class Table:
-    """A DynamoDB table's billing mode, and its capacity when provisioned."""
+    """A DynamoDB table's billing mode; when provisioned, its capacity (its indexes' included)
+    and, for reads and for writes, the auto scaling that sets it instead, if any."""
 
     billing_mode: str
     read_capacity_units: float = 0.0
     write_capacity_units: float = 0.0
+    read_scaling: AutoScaling | None = None
+    write_scaling: AutoScaling | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +243,7 @@ class Deployment:
     """The three tables, by :data:`TABLES` name."""
     raw_delivery: DeliveryBuffer
     aggregated_delivery: DeliveryBuffer
+    sessions_delivery: DeliveryBuffer
     events_workflow: GlueWorkflow
     sessions_workflow: GlueWorkflow
     search: SearchDomain
@@ -204,6 +251,8 @@ class Deployment:
     dashboards: int
     custom_metrics: int
     named_queries: tuple[str, ...]
+    lake_intelligent_tiering: bool = False
+    """Both lake buckets move every object to S3 Intelligent-Tiering on day 0."""
     lake_events_to_eventbridge: bool = True
     """The raw bucket sends its object-level events to EventBridge (they start the Glue
     workflows)."""
@@ -309,6 +358,27 @@ def estimate(
     return _Model(rate, results, book, deployment).run()
 
 
+def provisioned_capacity(
+    scaling: AutoScaling | None, fixed_units: float, needed_per_s: float, unit: str
+) -> tuple[float, float, str]:
+    """One provisioned capacity (a table's reads or writes): the units billed, the most there
+    can be, and the capacity line's note.
+
+    With auto scaling, the units target tracking keeps for the need, up to its maximum; without,
+    the fixed capacity, whatever the traffic."""
+    if scaling is None:
+        return fixed_units, fixed_units, "provisioned capacity, fixed"
+    units = scaling.units(needed_per_s)
+    note = (
+        f"auto scaling: {units:,.0f} {unit} provisioned, the need at"
+        f" {scaling.target_utilization_percent:g} % target utilization, within"
+        f" {scaling.min_units:,.0f} to {scaling.max_units:,.0f}"
+    )
+    if needed_per_s > scaling.max_units:
+        note += f"; over the maximum, requests beyond {scaling.max_units:,.0f} {unit} are throttled"
+    return units, scaling.max_units, note
+
+
 @dataclass
 class _GlueRuns:
     """How often a Glue workflow runs and how long each run takes."""
@@ -335,6 +405,8 @@ class _Model:
     capacity: dict[str, Capacity] = field(default_factory=dict)
     traced_invocations_per_s: list[float] = field(default_factory=list)
     """Invocations per second of each function with active tracing."""
+    events_per_record: float = 1.0
+    """Events per Kinesis record (and raw Firehose record): set with the shards."""
 
     # ---- shared quantities
 
@@ -385,10 +457,7 @@ class _Model:
             "Lambda generator", self.deployment.generator, self.generator_seconds()
         )
         self.dynamodb()
-        raw_objects_per_s, aggregated_objects_per_s = self.firehose()
-        gap_objects_per_s = self.rate * self.per_event(
-            "lake", "gap_session_objects_per_1000_events"
-        )
+        raw_objects_per_s, aggregated_objects_per_s, gap_objects_per_s = self.firehose()
         events_runs = self.glue(
             "Glue events job",
             self.deployment.events_workflow,
@@ -437,7 +506,6 @@ class _Model:
         efo_consumers = sum(c.enhanced_fan_out for c in deployment.consumers.values())
         needs = {
             "write bytes": write_bytes_per_s / book.limit("kinesis_shard_write_bytes_per_s"),
-            "write records": self.rate / book.limit("kinesis_shard_write_records_per_s"),
             "fan-out reads": (write_bytes_per_s / book.limit("kinesis_efo_read_bytes_per_s"))
             if efo_consumers
             else 0.0,
@@ -450,6 +518,11 @@ class _Model:
             needs[f"{name} busy time"] = (
                 self.rate * seconds_per_event[name] / consumer.parallelization_factor
             )
+        # The producer packs each flush's events per shard: more shards, smaller records.
+        shards_otherwise = max(deployment.shard_count, *(ceil(v) for v in needs.values()))
+        self.events_per_record = events_per_record(self.rate, shards_otherwise, self.event_bytes)
+        records_per_s = self.rate / self.events_per_record
+        needs["write records"] = records_per_s / book.limit("kinesis_shard_write_records_per_s")
         needed = max(1, max(ceil(value) for value in needs.values()))
         self.capacity["kinesis_shards"] = Capacity(
             needed,
@@ -458,12 +531,13 @@ class _Model:
             "ShardCount must be at least the need; the largest of: "
             + ", ".join(f"{name} {value:.2f}" for name, value in needs.items()),
         )
-        records = self.events_per_month
-        efo_gb = records * self.event_bytes * efo_consumers / GIB
+        records = self.events_per_month / self.events_per_record
+        record_bytes = self.event_bytes * self.events_per_record
+        efo_gb = self.events_per_month * self.event_bytes * efo_consumers / GIB
         if deployment.stream_mode == "ON_DEMAND":
             rounding = book.limit("kinesis_on_demand_record_rounding_bytes")
-            written_gb = records * ceil(self.event_bytes / rounding) * rounding / GIB
-            read_gb = records * self.event_bytes * deployment.shared_readers / GIB
+            written_gb = records * ceil(record_bytes / rounding) * rounding / GIB
+            read_gb = self.events_per_month * self.event_bytes * deployment.shared_readers / GIB
             quantities = {
                 "stream_hours": HOURS_PER_MONTH,
                 "gb_written": written_gb,
@@ -480,7 +554,7 @@ class _Model:
             return needed
         shards = max(deployment.shard_count, needed)
         unit_bytes = book.limit("kinesis_put_payload_unit_bytes")
-        payload_units = records * ceil(self.event_bytes / unit_bytes)
+        payload_units = records * ceil(record_bytes / unit_bytes)
         shard_hours = shards * HOURS_PER_MONTH
         consumer_shard_hours = efo_consumers * shard_hours
         usd = (
@@ -492,6 +566,7 @@ class _Model:
         quantities = {
             "shards": shards,
             "shard_hours": shard_hours,
+            "events_per_record": self.events_per_record,
             "put_payload_units": payload_units,
             "fan_out_consumer_shard_hours": consumer_shard_hours,
             "gb_read_through_fan_out": efo_gb,
@@ -522,12 +597,11 @@ class _Model:
         if name == "window_counter":
             return self.per_event("stream", "window_requests_per_1000_events") * dynamodb
         if name == "sessionizer":
-            s3 = self.book.assumption("s3_request_latency_ms") / 1000
             firehose = self.book.assumption("firehose_call_latency_ms") / 1000
             return (
                 self.per_event("stream", "session_requests_per_1000_events") * dynamodb
-                + self.per_event("lake", "gap_session_objects_per_1000_events") * s3
                 + self.per_event("lake", "minute_session_puts_per_1000_events") * firehose
+                + self.per_event("lake", "gap_session_puts_per_1000_events") * firehose
             )
         return 1 / self.figure("search", "bulk_docs_per_s")
 
@@ -535,14 +609,19 @@ class _Model:
         return self.book.price(f"lambda_gb_second_{architecture.replace('-', '_')}")
 
     def stream_consumer(self, name: str, shards: int, seconds_per_event: float) -> None:
-        """Invocations of ``BatchSize`` records, or of what one batching window brings."""
+        """Invocations of ``BatchSize`` records, of what one batching window brings (at least a
+        record), or of what fits in Lambda's 6 MB payload (base64): whichever is fewest events."""
         consumer = self.deployment.consumers[name]
         per_shard = self.rate / shards
-        records_per_invocation = min(
-            consumer.batch_size, max(1.0, per_shard * consumer.batching_window_seconds)
+        per_record = self.events_per_record
+        payload = self.book.limit("lambda_batch_payload_bytes")
+        events_per_invocation = min(
+            consumer.batch_size * per_record,
+            max(per_record, per_shard * consumer.batching_window_seconds),
+            payload / (self.event_bytes * 4 / 3),
         )
-        invocations = self.events_per_month / records_per_invocation
-        billed_seconds = ceil(records_per_invocation * seconds_per_event * 1000) / 1000
+        invocations = self.events_per_month / events_per_invocation
+        billed_seconds = ceil(events_per_invocation * seconds_per_event * 1000) / 1000
         gb_seconds = invocations * billed_seconds * consumer.memory_mb / 1024
         usd = invocations / 1e6 * self.book.price(
             "lambda_requests_per_million"
@@ -555,7 +634,7 @@ class _Model:
             usd,
             {
                 "invocations": invocations,
-                "records_per_invocation": records_per_invocation,
+                "events_per_invocation": events_per_invocation,
                 "ms_per_event": seconds_per_event * 1000,
                 "gb_seconds": gb_seconds,
                 "concurrency": shards * consumer.parallelization_factor,
@@ -610,86 +689,139 @@ class _Model:
             self.table(name, self.rate * writes_per_event, self.rate * reads_per_event)
 
     def table(self, name: str, write_units_per_s: float, read_units_per_s: float) -> None:
-        book, table = self.book, self.deployment.tables[name]
-        label = name.replace("_", " ")
+        table = self.deployment.tables[name]
+        if table.billing_mode == "PROVISIONED":
+            self.provisioned_table(name, table, write_units_per_s, read_units_per_s)
+        else:
+            self.on_demand_table(name, write_units_per_s, read_units_per_s)
+
+    def provisioned_table(
+        self, name: str, table: Table, write_units_per_s: float, read_units_per_s: float
+    ) -> None:
+        """Capacity units billed by the hour: what auto scaling keeps, or the fixed capacity; and
+        the alarms Application Auto Scaling creates for each target tracking policy."""
+        book = self.book
+        write_units, write_available, write_note = provisioned_capacity(
+            table.write_scaling, table.write_capacity_units, write_units_per_s, "WCU"
+        )
+        read_units, read_available, read_note = provisioned_capacity(
+            table.read_scaling, table.read_capacity_units, read_units_per_s, "RCU"
+        )
+        usd = HOURS_PER_MONTH * (
+            write_units * book.price("dynamodb_wcu_hour")
+            + read_units * book.price("dynamodb_rcu_hour")
+        )
+        quantities = {
+            "write_capacity_units": write_units,
+            "read_capacity_units": read_units,
+            "write_capacity_unit_hours": write_units * HOURS_PER_MONTH,
+            "read_capacity_unit_hours": read_units * HOURS_PER_MONTH,
+            "write_units_per_s": write_units_per_s,
+            "read_units_per_s": read_units_per_s,
+        }
+        policies = (table.write_scaling is not None) + (table.read_scaling is not None)
+        if policies:
+            alarms = policies * book.assumption("dynamodb_auto_scaling_alarms_per_policy")
+            usd += alarms * book.price("cloudwatch_alarm_month")
+            quantities["auto_scaling_alarms"] = alarms
+        self.add(f"DynamoDB {name.replace('_', ' ')}", usd, quantities)
+        self.capacity[f"dynamodb_{name}_writes"] = Capacity(
+            write_units_per_s, write_available, "write units/s", write_note
+        )
+        self.capacity[f"dynamodb_{name}_reads"] = Capacity(
+            read_units_per_s, read_available, "read units/s", read_note
+        )
+
+    def on_demand_table(self, name: str, write_units_per_s: float, read_units_per_s: float) -> None:
+        """Request units billed per million; capacity as partitions of DynamoDB's limits."""
+        book = self.book
         write_limit = book.limit("dynamodb_partition_write_units_per_s")
         read_limit = book.limit("dynamodb_partition_read_units_per_s")
         partitions = max(
             ceil(write_units_per_s / write_limit), ceil(read_units_per_s / read_limit), 1
         )
-        if table.billing_mode == "PROVISIONED":
-            usd = HOURS_PER_MONTH * (
-                table.write_capacity_units * book.price("dynamodb_wcu_hour")
-                + table.read_capacity_units * book.price("dynamodb_rcu_hour")
-            )
-            quantities = {
-                "write_capacity_unit_hours": table.write_capacity_units * HOURS_PER_MONTH,
-                "read_capacity_unit_hours": table.read_capacity_units * HOURS_PER_MONTH,
-                "write_units_per_s": write_units_per_s,
-                "read_units_per_s": read_units_per_s,
-            }
-            write_available, read_available = table.write_capacity_units, table.read_capacity_units
-            note = "provisioned capacity"
-        else:
-            write_units = write_units_per_s * SECONDS_PER_MONTH
-            read_units = read_units_per_s * SECONDS_PER_MONTH
-            usd = write_units / 1e6 * book.price(
-                "dynamodb_write_request_units_per_million"
-            ) + read_units / 1e6 * book.price("dynamodb_read_request_units_per_million")
-            quantities = {
-                "write_request_units": write_units,
-                "read_request_units": read_units,
-                "write_units_per_s": write_units_per_s,
-                "read_units_per_s": read_units_per_s,
-            }
-            write_available, read_available = write_limit * partitions, read_limit * partitions
-            note = (
-                f"on demand: at least {partitions} partition(s) of {write_limit:.0f} WCU/s and"
-                f" {read_limit:.0f} RCU/s; one key stays within one partition's limit"
-            )
-        self.add(f"DynamoDB {label}", usd, quantities)
+        write_units = write_units_per_s * SECONDS_PER_MONTH
+        read_units = read_units_per_s * SECONDS_PER_MONTH
+        usd = write_units / 1e6 * book.price(
+            "dynamodb_write_request_units_per_million"
+        ) + read_units / 1e6 * book.price("dynamodb_read_request_units_per_million")
+        quantities = {
+            "write_request_units": write_units,
+            "read_request_units": read_units,
+            "write_units_per_s": write_units_per_s,
+            "read_units_per_s": read_units_per_s,
+        }
+        note = (
+            f"on demand: at least {partitions} partition(s) of {write_limit:.0f} WCU/s and"
+            f" {read_limit:.0f} RCU/s; one key stays within one partition's limit"
+        )
+        self.add(f"DynamoDB {name.replace('_', ' ')}", usd, quantities)
         self.capacity[f"dynamodb_{name}_writes"] = Capacity(
-            write_units_per_s, write_available, "write units/s", note
+            write_units_per_s, write_limit * partitions, "write units/s", note
         )
         self.capacity[f"dynamodb_{name}_reads"] = Capacity(
-            read_units_per_s, read_available, "read units/s", note
+            read_units_per_s, read_limit * partitions, "read units/s", note
         )
 
     # ---- Firehose
 
-    def firehose(self) -> tuple[float, float]:
-        """Both delivery streams' cost; the objects each writes per second.
+    def firehose(self) -> tuple[float, float, float]:
+        """The three delivery streams' cost; the objects each writes per second.
 
-        The raw stream carries one event per record. The aggregated stream carries the
-        sessionizer's CSV lines packed into few records: each record holds the measured rows per
+        The raw stream carries the stream's records, :func:`events_per_record` events each. The
+        aggregated and the sessions streams carry the sessionizer's lines (per-minute rows as CSV,
+        gap sessions as JSON) packed into few records: each record holds the measured bytes per
         record, and is billed as such."""
-        book = self.book
         raw_objects = self.delivery(
-            "Firehose raw", self.deployment.raw_delivery, self.rate, self.event_bytes
+            "Firehose raw",
+            self.deployment.raw_delivery,
+            self.rate / self.events_per_record,
+            self.event_bytes * self.events_per_record,
         )
         rows_per_s = self.rate * self.per_event("lake", "minute_session_rows_per_1000_events")
-        row_bytes = self.figure("lake", "minute_session_csv_bytes_per_row")
-        records_per_s = self.rate * self.per_event("lake", "minute_session_records_per_1000_events")
-        if records_per_s <= 0 < rows_per_s:
-            raise CostModelError(
-                "lake.json has per-minute rows but no Firehose record carrying them:"
-                " minute_session_records_per_1000_events is 0"
-                f" (written by {BENCH_SCRIPTS['lake']})"
-            )
-        rows_per_record = rows_per_s / records_per_s if records_per_s > 0 else 0.0
-        aggregated_objects = self.delivery(
-            "Firehose aggregated",
+        aggregated_objects = self.packed_delivery(
+            "aggregated",
             self.deployment.aggregated_delivery,
-            records_per_s,
-            rows_per_record * row_bytes,
+            rows_per_s * self.figure("lake", "minute_session_csv_bytes_per_row"),
+            "minute_session_records_per_1000_events",
+            "per-minute rows",
         )
-        self.capacity["firehose_aggregated_direct_put"] = Capacity(
-            rows_per_s * row_bytes / MIB,
-            book.limit("firehose_direct_put_bytes_per_s") / MIB,
+        sessions_objects = self.packed_delivery(
+            "sessions",
+            self.deployment.sessions_delivery,
+            self.rate * self.per_event("lake", "gap_session_json_bytes_per_1000_events"),
+            "gap_session_records_per_1000_events",
+            "gap sessions",
+        )
+        return raw_objects, aggregated_objects, sessions_objects
+
+    def packed_delivery(
+        self,
+        stream: str,
+        buffer: DeliveryBuffer,
+        bytes_per_s: float,
+        records_figure: str,
+        lines: str,
+    ) -> float:
+        """A Direct PUT stream of ``lines`` packed into the measured records (``records_figure``
+        per 1,000 events), each billed at the average bytes per record; its objects per second.
+        Its Direct PUT quota goes to the capacity."""
+        records_per_s = self.rate * self.per_event("lake", records_figure)
+        if records_per_s <= 0 < bytes_per_s:
+            raise CostModelError(
+                f"lake.json has {lines} but no Firehose record carrying them:"
+                f" {records_figure} is 0 (written by {BENCH_SCRIPTS['lake']})"
+            )
+        record_bytes = bytes_per_s / records_per_s if records_per_s > 0 else 0.0
+        objects = self.delivery(f"Firehose {stream}", buffer, records_per_s, record_bytes)
+        self.capacity[f"firehose_{stream}_direct_put"] = Capacity(
+            bytes_per_s / MIB,
+            self.book.limit("firehose_direct_put_bytes_per_s") / MIB,
             "MiB/s",
-            "the sessionizer's PutRecordBatch against the delivery stream's Direct PUT quota",
+            f"the sessionizer's PutRecordBatch of {lines} against the delivery stream's"
+            " Direct PUT quota",
         )
-        return raw_objects, aggregated_objects
+        return objects
 
     def delivery(
         self, name: str, buffer: DeliveryBuffer, records_per_s: float, record_bytes: float
@@ -858,15 +990,27 @@ class _Model:
         }
         stored = {f"gb_{layer}": events * size / GIB for layer, size in layers.items()}
         total_gb = sum(stored.values())
-        self.add(
-            "S3 storage",
-            total_gb * book.price("s3_standard_gb_month"),
-            {"gb_stored": total_gb, **stored},
-        )
         objects_written = self.figure("lake", "events_job_incremental_run_objects_written")
         source_objects = (raw_objects_per_s + aggregated_objects_per_s + gap_objects_per_s) * (
             SECONDS_PER_MONTH
         )
+        if self.deployment.lake_intelligent_tiering:
+            per_second = {
+                "rawdata": raw_objects_per_s,
+                "aggregated": aggregated_objects_per_s,
+                "sessions": gap_objects_per_s,
+            }
+            objects = {layer: value * SECONDS_PER_MONTH for layer, value in per_second.items()}
+            objects["curated_events"] = objects_written * events_runs.runs_per_month
+            for layer in ("curated_minute_sessions", "curated_gap_sessions"):
+                objects[layer] = objects_written * sessions_runs.runs_per_month
+            self.tiered_storage(stored, objects)
+        else:
+            self.add(
+                "S3 storage",
+                total_gb * book.price("s3_standard_gb_month"),
+                {"gb_stored": total_gb, **stored},
+            )
         puts = source_objects + sum(
             runs.runs_per_month * (objects_written + runs.bookkeeping_puts_per_run)
             for runs in (events_runs, sessions_runs)
@@ -884,6 +1028,56 @@ class _Model:
         )
         self.add(
             "S3 requests", usd, {"put_requests": puts, "list_requests": lists, "get_requests": gets}
+        )
+
+    def tiered_storage(
+        self, stored: Mapping[str, float], objects_per_month: Mapping[str, float]
+    ) -> None:
+        """S3 Intelligent-Tiering: an object unread for 30 days moves to the infrequent tier, for
+        90 days to the archive instant tier. Lifecycle rules move only objects of 128 KB and more,
+        so a layer whose objects are smaller on average stays in S3 Standard. A tiered layer's data
+        spans ``D`` months of ages spread evenly (``months_of_data``): 1 month frequent, up to 2
+        infrequent, the rest archived, for a monitoring fee per object kept and a transition
+        request per object moved in. Reads of old objects (a query over old partitions, a full
+        reload) would move them back to frequent for 30 days; that is not modelled."""
+        book = self.book
+        months = self.months_of_data
+        shares = {
+            "frequent": min(months, 1.0),
+            "infrequent": min(max(months - 1.0, 0.0), 2.0),
+            "archive_instant": max(months - 3.0, 0.0),
+        }
+        minimum = book.limit("s3_intelligent_tiering_minimum_object_bytes")
+        gb = dict.fromkeys(shares, 0.0)
+        standard_gb = tiered_objects = 0.0
+        for key, layer_gb in stored.items():
+            objects = objects_per_month[key.removeprefix("gb_")]
+            if objects <= 0 or layer_gb / months * GIB / objects < minimum:
+                standard_gb += layer_gb
+                continue
+            tiered_objects += objects
+            for tier, share in shares.items():
+                gb[tier] += layer_gb * share / months
+        usd = (
+            (gb["frequent"] + standard_gb) * book.price("s3_standard_gb_month")
+            + gb["infrequent"] * book.price("s3_intelligent_tiering_infrequent_gb_month")
+            + gb["archive_instant"] * book.price("s3_intelligent_tiering_archive_instant_gb_month")
+            + tiered_objects
+            * months
+            / 1000
+            * book.price("s3_intelligent_tiering_monitoring_per_thousand")
+            + tiered_objects / 1000 * book.price("s3_transition_to_intelligent_per_thousand")
+        )
+        self.add(
+            "S3 storage",
+            usd,
+            {
+                "gb_stored": sum(stored.values()),
+                "gb_standard": standard_gb,
+                **{f"gb_{tier}": value for tier, value in gb.items()},
+                "objects_monitored": tiered_objects * months,
+                **stored,
+            },
         )
 
     # ---- EventBridge

@@ -17,7 +17,7 @@ from clickstream.adapters.aws.kinesis import KinesisRecordStream
 from clickstream.core.events import InvalidEvent, parse_event
 from clickstream.generator import PROFILES, GeneratorConfig, SendReport, generate, run_generator
 from clickstream.generator.config import count_mode_events
-from clickstream.generator.producer import send_records
+from clickstream.generator.producer import packed_windows, send_records
 from clickstream.ports import StreamRecord
 from clickstream_cli.common import Progress, key_value, report_progress
 from clickstream_local.aws import client_environment, role_credentials
@@ -100,7 +100,8 @@ class ReplayFile:
     valid: int = 0
 
     def records(self) -> Iterator[StreamRecord]:
-        """A record per valid line (its bytes as-is); invalid lines are reported, not sent."""
+        """A record per valid line (its bytes as-is, for packing per shard); invalid lines are
+        reported, not sent, or with ``include_invalid`` sent each as its own record."""
         with self.path.open("rb") as handle:
             for number, raw in enumerate(handle, start=1):
                 line = raw.rstrip(b"\r\n")
@@ -123,7 +124,8 @@ def cmd_replay(arguments: argparse.Namespace) -> int:
     stream, _ = stream_of(state)
     replay = ReplayFile(arguments.file, include_invalid=arguments.include_invalid)
     progress = Progress()
-    report = send_records(replay.records(), stream, on_progress=report_progress(progress, None))
+    records = packed_windows(replay.records(), stream.shard_map())
+    report = send_records(records, stream, on_progress=report_progress(progress, None))
     progress.done()
     for number, reason in replay.rejected:
         print(f"{arguments.file}:{number}: rejected: {reason}", file=sys.stderr)

@@ -5,7 +5,7 @@ turns its (resolved) CloudFormation properties into the matching API calls. IAM 
 ones and those SAM creates for functions) are registered with the local endpoint, which enforces
 their policies on every call made with their credentials. Types with no data-plane meaning
 locally (log groups, layers, Glue jobs and their triggers, EventBridge rules, Athena workgroups,
-CloudWatch alarms and dashboards) are listed as not emulated.
+CloudWatch alarms and dashboards, DynamoDB auto scaling) are listed as not emulated.
 """
 
 from __future__ import annotations
@@ -54,13 +54,17 @@ NOT_EMULATED_TYPES = (
     "AWS::Athena::NamedQuery",
     "AWS::CloudWatch::Alarm",
     "AWS::CloudWatch::Dashboard",
+    "AWS::ApplicationAutoScaling::ScalableTarget",
+    "AWS::ApplicationAutoScaling::ScalingPolicy",
 )
 """Resource types with no local data-plane meaning, reported as ``not emulated``.
 
 Logs are the daemon's log file, and layers are the local import path. Glue job
 scripts run locally with PySpark, not as Glue jobs started by workflows, event triggers and S3
 EventBridge rules; queries run with Spark SQL or DuckDB, not in an Athena workgroup. The
-daemon evaluates the CloudWatch alarms itself (``clickstream_local.signals``).
+daemon evaluates the CloudWatch alarms itself (``clickstream_local.signals``). Moto creates a
+provisioned table with its capacity but never throttles it, so there is no capacity to scale:
+the tables' scalable targets and target tracking policies act on AWS only.
 """
 
 

@@ -42,9 +42,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.info("generator run finished", extra={"config": config.as_dict(), "report": summary})
     for event_id, error_code, message in report.unaccepted:
         logger.error(
-            "record not accepted",
+            "event not accepted",
             extra={"event_id": event_id, "error_code": error_code, "error_message": message},
         )
     if report.unaccepted:
-        raise RuntimeError(f"{len(report.unaccepted)} of {report.sent} records were not accepted")
+        raise RuntimeError(f"{len(report.unaccepted)} of {report.sent} events were not accepted")
     return report.as_dict()

@@ -8,11 +8,11 @@ and locally. Its objects live under ``_ledger/<job>/`` in the curated bucket:
 - ``runs/<run id>.json``: each committed run's inputs and counts, for people (no run reads them);
 - ``state.json``: the newest source day recorded per prefix, and when a run last listed everything.
 
-Sources are written under day folders (Firehose's arrival hour for ``rawdata/`` and
-``aggregated/``, the latest session end for ``sessions/``), and nearly all of them under recent
-days. So a run normally lists only the days from ``recent_hours`` before the newest recorded day
-(today at the latest) with ``ListObjectsV2`` ``StartAfter``, and reads only those days' ledger
-objects: its bookkeeping no longer grows with the deployment's age. Once ``full_listing_hours``
+Sources are written under day folders (Firehose's arrival hour, for ``rawdata/``,
+``aggregated/`` and ``sessions/`` alike), and nearly all of them under recent days. So a run
+normally lists only the days from ``recent_hours`` before the newest recorded day (today at the
+latest) with ``ListObjectsV2`` ``StartAfter``, and reads only those days' ledger objects: its
+bookkeeping no longer grows with the deployment's age. Once ``full_listing_hours``
 have passed since the last full listing, a run lists every source object and reads every day's
 ledger object, which takes the rare object written into an older day.
 

@@ -73,6 +73,9 @@ ROLE_GRANTS_NOT_CALLED_LOCALLY: dict[tuple[str, str, str], str] = {
     ("AggregatedDeliveryRole", "s3:GetObject", ""): FIREHOSE_DESTINATION,
     ("AggregatedDeliveryRole", "s3:ListBucket", ""): FIREHOSE_DESTINATION,
     ("AggregatedDeliveryRole", "s3:PutObject", "/errors/"): FIREHOSE_ERRORS,
+    ("SessionsDeliveryRole", "s3:GetObject", ""): FIREHOSE_DESTINATION,
+    ("SessionsDeliveryRole", "s3:ListBucket", ""): FIREHOSE_DESTINATION,
+    ("SessionsDeliveryRole", "s3:PutObject", "/errors/"): FIREHOSE_ERRORS,
     ("GlueJobRole", "s3:GetObject", "/_glue/"): GLUE_CODE,
     ("GlueJobRole", "s3:GetObject", "samclisourcebucket"): GLUE_CODE,
     **{

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from clickstream_local.aws import local_client
 from clickstream_local.cfn import Template
 from clickstream_local.moto_server import start_moto, stop_process
 from clickstream_local.opensearch import start_opensearch
@@ -50,9 +51,30 @@ def spark(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 @pytest.fixture
-def stack_name() -> str:
-    """A unique stack name, so each test gets its own resources on the shared server."""
-    return f"t{uuid.uuid4().hex[:10]}"
+def stack_name(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A unique stack name, so each test gets its own resources on the shared server.
+
+    Its delivery streams (``<stack>-...``) are deleted after the test: the server serves the whole
+    run, and moto refuses a region's 51st delivery stream.
+    """
+    name = f"t{uuid.uuid4().hex[:10]}"
+    yield name
+    if "moto_endpoint" in request.fixturenames:
+        delete_delivery_streams(request.getfixturevalue("moto_endpoint"), f"{name}-")
+
+
+def delete_delivery_streams(endpoint: str, prefix: str) -> None:
+    """Delete every delivery stream whose name starts with ``prefix``."""
+    firehose = local_client("firehose", endpoint)
+    names: list[str] = []
+    page = firehose.list_delivery_streams(Limit=50)
+    names.extend(page["DeliveryStreamNames"])
+    while page["HasMoreDeliveryStreams"]:
+        page = firehose.list_delivery_streams(Limit=50, ExclusiveStartDeliveryStreamName=names[-1])
+        names.extend(page["DeliveryStreamNames"])
+    for name in names:
+        if name.startswith(prefix):
+            firehose.delete_delivery_stream(DeliveryStreamName=name)
 
 
 def project_template(stack_name: str, **parameters: str) -> Template:

@@ -1,5 +1,6 @@
 """Firehose emulation: Kinesis source, buffering by size and by interval, S3 keys; and Direct
-PUT calls held to AWS's size limits on the local endpoint."""
+PUT calls held to AWS's size limits on the local endpoint, for the per-minute rows and the gap
+sessions."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from clickstream.adapters.aws.firehose import FirehoseMinuteSessionSink
-from clickstream.core.sessions import minute_sessions
+from clickstream.adapters.aws.firehose import FirehoseGapSessionSink, FirehoseMinuteSessionSink
+from clickstream.core.sessions import gap_sessions, minute_sessions
 from clickstream_local.aws import local_client, role_credentials
 from clickstream_local.firehose import DeliveryStreamConfig, FirehoseEmulator
 from clickstream_local.provision import Provisioner
@@ -100,13 +101,19 @@ def test_buffer_flushes_by_interval(moto_endpoint: str, stack_name: str) -> None
         emulator.stop()
 
 
-def direct_put(endpoint: str, stack_name: str) -> tuple[Any, str, str]:
-    """The sessionizer's Firehose client (its role's credentials), the aggregated delivery
-    stream and the bucket it writes, provisioned from the project's template."""
+def direct_put(
+    endpoint: str,
+    stack_name: str,
+    delivery: str = "AggregatedDeliveryStream",
+    role: str = "SessionizerRole",
+) -> tuple[Any, str, str]:
+    """A Firehose client with the credentials of ``role`` (the sessionizer's), the Direct PUT
+    stream ``delivery`` (the aggregated one) and the bucket it writes, provisioned from the
+    project's template."""
     template = project_template(stack_name)
     Provisioner(template, endpoint).provision()
-    credentials = role_credentials(endpoint, template.arn("SessionizerRole"))
-    stream = template.resource("AggregatedDeliveryStream").physical_id
+    credentials = role_credentials(endpoint, template.arn(role))
+    stream = template.resource(delivery).physical_id
     return (
         local_client("firehose", endpoint, credentials),
         stream,
@@ -186,3 +193,41 @@ def test_the_sessionizer_sink_packs_rows_into_records_firehose_accepts(
     # THEN aggregated/ holds every row's line once, in order, byte for byte
     ((_, body),) = objects(moto_endpoint, bucket)
     assert body == b"".join(row.to_csv_line().encode("utf-8") for row in rows)
+
+
+@pytest.mark.parametrize("role", ["SessionizerRole", "FinalizerRole"])
+def test_gap_sessions_go_through_the_sessions_stream_into_its_hourly_folders(
+    moto_endpoint: str, stack_name: str, role: str
+) -> None:
+    # GIVEN the sessions delivery stream, and the role of a function that closes gap sessions
+    firehose, stream, bucket = direct_put(moto_endpoint, stack_name, "SessionsDeliveryStream", role)
+    sessions = gap_sessions(
+        [make_event(at("2026-03-07T14:00:00"), custid=n) for n in range(1, 301)]
+    )
+    # WHEN its gap sink delivers the sessions one commit closed
+    FirehoseGapSessionSink(firehose, stream).put(sessions, "shardId-000000000000", "1", "9")
+    # THEN sessions/YYYY/MM/DD/HH/ (the arrival hour, which the sessions table projects) holds
+    # one compact JSON line per session, in order, byte for byte
+    ((key, body),) = objects(moto_endpoint, bucket)
+    parts = key.split("/")
+    assert parts[0] == "sessions" and len(parts[1]) == 4 and all(len(p) == 2 for p in parts[2:5])
+    assert body == b"".join(session.to_json_line().encode("utf-8") for session in sessions)
+    assert [json.loads(line) for line in body.splitlines()] == [s.to_dict() for s in sessions]
+
+
+@pytest.mark.parametrize("role", ["SessionizerRole", "FinalizerRole"])
+def test_the_functions_that_close_gap_sessions_may_not_write_sessions_objects_themselves(
+    moto_endpoint: str, stack_name: str, role: str
+) -> None:
+    # GIVEN the sessionizer's or the finalizer's role
+    template = project_template(stack_name)
+    Provisioner(template, moto_endpoint).provision()
+    bucket = template.resource("RawBucket").physical_id
+    s3 = local_client("s3", moto_endpoint, role_credentials(moto_endpoint, template.arn(role)))
+    # WHEN it puts an object under sessions/ directly
+    code, _ = refusal(
+        lambda: s3.put_object(Bucket=bucket, Key="sessions/2026/03/07/14/direct.jsonl", Body=b"{}")
+    )
+    # THEN the endpoint refuses it, as IAM would: only the delivery stream writes there
+    assert code == "AccessDenied"
+    assert objects(moto_endpoint, bucket) == []

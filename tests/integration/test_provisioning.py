@@ -60,6 +60,13 @@ def test_resources_carry_the_template_settings(moto_endpoint: str, stack_name: s
     description = firehose.describe_delivery_stream(DeliveryStreamName=f"{stack_name}-raw")
     destination = description["DeliveryStreamDescription"]["Destinations"][0]
     assert destination["ExtendedS3DestinationDescription"]["Prefix"].startswith("rawdata/")
+    # AND the sessionizer's two Direct PUT streams write under aggregated/ and sessions/
+    for name, prefix in [("aggregated", "aggregated/"), ("sessions", "sessions/")]:
+        description = firehose.describe_delivery_stream(DeliveryStreamName=f"{stack_name}-{name}")
+        stream = description["DeliveryStreamDescription"]
+        assert stream["DeliveryStreamType"] == "DirectPut"
+        written = stream["Destinations"][0]["ExtendedS3DestinationDescription"]
+        assert (written["BucketARN"], written["Prefix"]) == (f"arn:aws:s3:::{bucket}", prefix)
     # AND the Glue table has the event columns
     glue = local_client("glue", moto_endpoint)
     table = glue.get_table(DatabaseName=f"db_{stack_name}", Name="rawdata")["Table"]
@@ -114,6 +121,51 @@ def test_data_lake_resources_are_provisioned_or_reported(
     assert {"RawToCuratedEventsJob", "RawEventsWorkflow", "SessionsRule", "AnalyticsWorkGroup"} <= {
         r.logical_id for r in template.resources(*NOT_EMULATED_TYPES)
     }
+
+
+def test_tables_are_created_provisioned_and_their_auto_scaling_is_reported(
+    moto_endpoint: str, stack_name: str
+) -> None:
+    # GIVEN the project's template with its defaults: provisioned tables with auto scaling
+    template = project_template(stack_name)
+    # WHEN it is provisioned
+    results = {r.logical_id: r for r in Provisioner(template, moto_endpoint).provision()}
+    dynamodb = local_client("dynamodb", moto_endpoint)
+    # THEN moto holds each table in provisioned mode with the minimum read and write units
+    minimum = int(template.parameters["TableMinCapacityUnits"])
+    tables = template.resources("AWS::DynamoDB::Table")
+    assert len(tables) == 3
+    for table in tables:
+        description = dynamodb.describe_table(TableName=table.physical_id)["Table"]
+        assert description["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
+        throughput = description["ProvisionedThroughput"]
+        assert (throughput["ReadCapacityUnits"], throughput["WriteCapacityUnits"]) == (
+            minimum,
+            minimum,
+        )
+    # AND each table's read and write scalable targets and policies are reported, not emulated
+    scaling = template.resources(
+        "AWS::ApplicationAutoScaling::ScalableTarget", "AWS::ApplicationAutoScaling::ScalingPolicy"
+    )
+    assert len(scaling) == 12
+    assert {results[r.logical_id].status for r in scaling} == {"not emulated"}
+
+
+def test_on_demand_tables_are_created_without_capacity_or_auto_scaling(
+    moto_endpoint: str, stack_name: str
+) -> None:
+    # GIVEN the project's template with on-demand tables
+    template = project_template(stack_name, TableBillingMode="PAY_PER_REQUEST")
+    # WHEN it is provisioned
+    results = {r.logical_id: r for r in Provisioner(template, moto_endpoint).provision()}
+    dynamodb = local_client("dynamodb", moto_endpoint)
+    # THEN moto holds each table on demand
+    for table in template.resources("AWS::DynamoDB::Table"):
+        description = dynamodb.describe_table(TableName=table.physical_id)["Table"]
+        assert description["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        assert results[table.logical_id].status == "created"
+    # AND there is no auto scaling resource to report
+    assert not [r for r in results.values() if r.type.startswith("AWS::ApplicationAutoScaling::")]
 
 
 def test_raw_bucket_events_match_the_workflow_rules(moto_endpoint: str, stack_name: str) -> None:

@@ -2,9 +2,9 @@
 
 They keep the contracts of the DynamoDB, Firehose and S3 adapters (version-checked checkpoints,
 set unions for window partials, folded into sketches past the exact-set limit, states with a
-close-time index, result rows kept when a stored one has a higher state version, gap sessions
-and quarantined records keyed like their S3 objects) without any I/O. Unit tests and the
-benchmarks' in-process baselines use them.
+close-time index, result rows kept when a stored one has a higher state version, rows and gap
+sessions delivered at least once as through Firehose, quarantined records keyed like their S3
+objects) without any I/O. Unit tests and the benchmarks' in-process baselines use them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from clickstream.adapters.aws.s3 import gap_sessions_key
 from clickstream.adapters.aws.window_state import window_pk, window_sk
 from clickstream.core.checkpoints import CheckpointConflict, ShardCheckpoint
 from clickstream.core.records import RejectedRecord, quarantine_key
@@ -205,21 +204,23 @@ class MemoryMinuteSink(MinuteSessionSink):
 
 
 class MemoryGapSink(GapSessionSink):
-    """Gap sessions by the S3 key they would be written under (a retry overwrites its own)."""
+    """Gap sessions kept in delivery order, as Firehose delivers them: a repeated commit's
+    sessions are kept again."""
 
     def __init__(self) -> None:
-        self.objects: dict[str, list[GapSession]] = {}
+        self.puts: list[tuple[str, str, str, list[GapSession]]] = []
 
     def put(
         self, sessions: Sequence[GapSession], shard_id: str, first_seq: str, last_seq: str
     ) -> None:
-        """Keep the sessions under their object key."""
-        self.objects[gap_sessions_key(sessions, shard_id, first_seq, last_seq)] = list(sessions)
+        """Keep the sessions with the commit that emitted them (nothing for an empty call)."""
+        if sessions:
+            self.puts.append((shard_id, first_seq, last_seq, list(sessions)))
 
     @property
     def sessions(self) -> list[GapSession]:
-        """Every stored session."""
-        return [session for group in self.objects.values() for session in group]
+        """Every delivered session, repeats included, in delivery order."""
+        return [session for *_, group in self.puts for session in group]
 
 
 class MemoryQuarantine(QuarantineSink):

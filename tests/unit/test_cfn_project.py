@@ -107,7 +107,7 @@ def test_project_data_lake_wiring(project: Template) -> None:
         f"arn:aws:glue:us-east-1:123456789012:workflow/{trigger['WorkflowName']}"
     )
     assert trigger["Actions"] == [{"JobName": "clickstream-raw-to-curated-events"}]
-    assert trigger["EventBatchingCondition"] == {"BatchSize": "100", "BatchWindow": "300"}
+    assert trigger["EventBatchingCondition"] == {"BatchSize": "100", "BatchWindow": "900"}
     # AND the job is pointed at the project's buckets, database and shared module
     arguments = job["DefaultArguments"]
     assert arguments["--source_bucket"] == raw

@@ -59,6 +59,7 @@ SESSION_ENV = {
     "STATE_TABLE": "sessions",
     "STREAM_NAME": "stream",
     "AGGREGATED_DELIVERY_STREAM": "aggregated",
+    "SESSIONS_DELIVERY_STREAM": "sessions",
     "LAKE_BUCKET": "lake",
     "ALLOWED_LATENESS_SECONDS": "30",
 }
@@ -165,7 +166,7 @@ def test_a_lambda_record_without_an_arrival_time_is_not_skew_checked() -> None:
     record = kinesis_record("shardId-0", "1", make_event(at("2099-01-01T00:00:00")), ARRIVED)
     del record["kinesis"]["approximateArrivalTimestamp"]
     # WHEN it is read THEN it parses, with no arrival
-    parsed = parse_lambda_record(record, timedelta(seconds=1))
+    (parsed,) = parse_lambda_record(record, timedelta(seconds=1))
     assert parsed.event is not None and parsed.record.arrival is None
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from clickstream import composition
 from clickstream.adapters.aws.checkpoints import DynamoCheckpointStore
-from clickstream.adapters.aws.firehose import FirehoseMinuteSessionSink
+from clickstream.adapters.aws.firehose import FirehoseGapSessionSink, FirehoseMinuteSessionSink
 from clickstream.adapters.aws.kinesis import KinesisShards
-from clickstream.adapters.aws.s3 import S3GapSessionSink, S3QuarantineSink
+from clickstream.adapters.aws.s3 import S3QuarantineSink
 from clickstream.adapters.aws.session_state import DynamoSessionStateStore
 from clickstream.adapters.aws.window_state import DynamoWindowStateStore
 
@@ -18,6 +20,7 @@ FINALIZER_ENV = {
     "SESSION_STATE_TABLE": "session-state",
     "STREAM_NAME": "stream",
     "AGGREGATED_DELIVERY_STREAM": "aggregated",
+    "SESSIONS_DELIVERY_STREAM": "sessions",
     "LAKE_BUCKET": "lake",
     "QUARANTINE_BUCKET": "lake",
     "STATE_RETENTION_DAYS": "3",
@@ -52,10 +55,25 @@ def test_the_finalizer_wires_both_consumers_on_their_own_tables_sharing_clients(
     # AND the sinks and shards come from the same environment
     assert isinstance(session.minute_sink, FirehoseMinuteSessionSink)
     assert session.minute_sink.delivery_stream == "aggregated"
-    assert isinstance(session.gap_sink, S3GapSessionSink) and session.gap_sink.bucket == "lake"
+    assert isinstance(session.gap_sink, FirehoseGapSessionSink)
+    assert session.gap_sink.delivery_stream == "sessions"
+    assert session.gap_sink.client is session.minute_sink.client
+    assert isinstance(session.quarantine, S3QuarantineSink)
+    assert (session.quarantine.bucket, session.quarantine.prefix) == (
+        "lake",
+        "quarantine/sessionizer/",
+    )
     assert isinstance(window.quarantine, S3QuarantineSink)
     assert window.quarantine.prefix == "quarantine/window-counter/"
     assert isinstance(window.shards, KinesisShards) and window.shards.stream_name == "stream"
     # AND one client is made per service, shared by both consumers
     assert sorted(clients.made) == ["dynamodb", "firehose", "kinesis", "s3"]
     assert window.checkpoints.client is session.checkpoints.client
+
+
+def test_a_finalizer_without_the_sessions_delivery_stream_fails_naming_it() -> None:
+    # GIVEN the finalizer's environment without SESSIONS_DELIVERY_STREAM
+    env = {k: v for k, v in FINALIZER_ENV.items() if k != "SESSIONS_DELIVERY_STREAM"}
+    # WHEN its ports are composed THEN nothing is wired and the variable is named
+    with pytest.raises(ValueError, match=r"^SESSIONS_DELIVERY_STREAM is not set$"):
+        composition.finalizer(env, Clients())

@@ -15,7 +15,7 @@ from clickstream_cli.cost import (
     deployment_from_template,
     schedule_minutes,
 )
-from clickstream_cli.cost_model import CostModelError
+from clickstream_cli.cost_model import AutoScaling, CostModelError, Table
 from clickstream_cli.main import main
 from clickstream_local.cfn import Template
 
@@ -54,8 +54,9 @@ FIGURES: dict[str, dict[str, float]] = {
         "minute_session_puts_per_1000_events": 2,
         "minute_session_records_per_1000_events": 2,
         "gap_sessions_per_1000_events": 200,
-        "gap_session_objects_per_1000_events": 10,
         "gap_session_json_bytes_per_1000_events": 50_000,
+        "gap_session_puts_per_1000_events": 10,
+        "gap_session_records_per_1000_events": 10,
     },
     "scan": {
         "events": 1_000_000,
@@ -103,18 +104,19 @@ def test_json_gives_every_component_the_total_and_the_capacity(
     assert {"Lambda sessionizer", "DynamoDB session state", "Firehose raw", "Glue events job"} <= (
         set(names)
     )
+    assert {"Firehose aggregated", "Firehose sessions", "Glue sessions job"} <= set(names)
     assert {"S3 storage", "Athena", "OpenSearch", "CloudWatch", "X-Ray"} <= set(names)
     total = sum(component["usd_per_month"] for component in document["components"])
     assert document["total_usd_per_month"] == pytest.approx(total, abs=0.01 * len(names))
-    # AND the sessionizer at the template's 256 MB takes, per event, 0.1 ms of CPU x 1769 / 256
-    # and waits on 0.03 DynamoDB calls, 0.01 S3 PUT and 0.002 Firehose call at the prices
-    # file's latencies; the stream needs a shard per second of that work per second
+    # AND the sessionizer at the template's 1,024 MB takes, per event, 0.1 ms of CPU x 1769 / 1024
+    # and waits on 0.03 DynamoDB calls and 0.002 + 0.01 Firehose calls (per-minute rows, gap
+    # sessions) at the prices file's latencies; the stream needs a shard per second of that work
+    # per second
     latency = {name: entry["value"] for name, entry in PRICES["assumptions"].items()}
     milliseconds = (
-        0.1 * 1769 / 256
+        0.1 * 1769 / 1024
         + 0.03 * latency["dynamodb_call_latency_ms"]
-        + 0.01 * latency["s3_request_latency_ms"]
-        + 0.002 * latency["firehose_call_latency_ms"]
+        + (0.002 + 0.01) * latency["firehose_call_latency_ms"]
     )
     sessionizer = next(c for c in document["components"] if c["name"] == "Lambda sessionizer")
     assert sessionizer["quantities"]["ms_per_event"] == pytest.approx(milliseconds)
@@ -206,13 +208,16 @@ def test_the_deployment_is_read_from_the_template() -> None:
     assert deployment.shard_count == int(parameters["ShardCount"])
     for consumer in deployment.consumers.values():
         assert consumer.enhanced_fan_out
-        assert consumer.traced
+        assert consumer.traced == (parameters["ConsumerTracing"] == "Active")
         assert (consumer.batch_size, consumer.batching_window_seconds) == (500, 1)
-        assert consumer.memory_mb == TEMPLATE.document["Globals"]["Function"]["MemorySize"]
+        assert consumer.memory_mb == int(parameters["ConsumerMemorySize"])
     assert deployment.shared_readers == 1  # the raw delivery stream reads the stream
+    # the Direct PUT streams of the per-minute rows and of the gap sessions buffer 60 s or 5 MiB
+    for delivery in (deployment.aggregated_delivery, deployment.sessions_delivery):
+        assert (delivery.interval_seconds, delivery.size_mb) == (60, 5)
     assert deployment.finalizer.runs_per_month == 43_800  # rate(1 minute)
     assert deployment.generator.runs_per_month == 0  # its schedule is off by default
-    assert {table.billing_mode for table in deployment.tables.values()} == {"PAY_PER_REQUEST"}
+    assert {table.billing_mode for table in deployment.tables.values()} == {"PROVISIONED"}
     assert deployment.events_workflow.worker_type == "G.1X"
     assert deployment.events_workflow.workers == int(parameters["GlueWorkers"])
     assert deployment.events_workflow.batch_size == int(parameters["GlueBatchSize"])
@@ -241,6 +246,85 @@ def test_the_generator_runs_on_its_schedule_once_turned_on() -> None:
         },
     )
     assert deployment_from_template(template).generator.runs_per_month == 730 * 60 / 5
+
+
+def test_the_tables_are_auto_scaled_as_the_template_parameters_set_them() -> None:
+    # GIVEN the template with its defaults, and with other capacity parameters
+    default = deployment_from_template(TEMPLATE)
+    other = deployment_from_template(
+        Template.load(
+            ROOT / "template.yaml",
+            parameter_overrides={
+                "TableMinCapacityUnits": "10",
+                "TableMaxCapacityUnits": "500",
+                "TableTargetUtilization": "50",
+            },
+        )
+    )
+    # THEN each table starts at the minimum, its reads and writes scaled between the bounds at
+    # the target utilization
+    scaling = AutoScaling(min_units=5, max_units=4000, target_utilization_percent=70)
+    assert set(default.tables) == {"window_state", "window_results", "session_state"}
+    for table in default.tables.values():
+        assert table == Table("PROVISIONED", 5, 5, read_scaling=scaling, write_scaling=scaling)
+    scaling = AutoScaling(min_units=10, max_units=500, target_utilization_percent=50)
+    for table in other.tables.values():
+        assert table == Table("PROVISIONED", 10, 10, read_scaling=scaling, write_scaling=scaling)
+
+
+def test_on_demand_tables_are_read_from_the_billing_mode_parameter() -> None:
+    # GIVEN the template with on-demand tables
+    template = Template.load(
+        ROOT / "template.yaml", parameter_overrides={"TableBillingMode": "PAY_PER_REQUEST"}
+    )
+    # THEN every table is billed per request, with nothing to scale
+    tables = deployment_from_template(template).tables.values()
+    assert list(tables) == [Table("PAY_PER_REQUEST")] * 3
+
+
+def dynamodb_component(document: dict[str, Any], name: str) -> dict[str, Any]:
+    (found,) = [c for c in document["components"] if c["name"] == f"DynamoDB {name}"]
+    return found
+
+
+def test_the_command_bills_the_tables_at_what_auto_scaling_keeps_or_per_request(
+    results: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN 50 window-state write units and 30 read units per 1,000 events, and the prices file
+    prices = {name: entry["usd"] for name, entry in PRICES["prices"].items()}
+    alarms = PRICES["assumptions"]["dynamodb_auto_scaling_alarms_per_policy"]["value"]
+    # WHEN the cost at 1,000 events/s is asked for, with the template's defaults and on demand
+    _, out, _ = cost(capsys, "--rate", "1000", "--results", str(results), "--json")
+    provisioned = json.loads(out)
+    _, out, _ = cost(
+        capsys,
+        *("--rate", "1000", "--results", str(results), "--json"),
+        *("--parameter", "TableBillingMode=PAY_PER_REQUEST"),
+    )
+    on_demand = json.loads(out)
+    # THEN auto scaling at 70 % keeps 50 / 0.7 = 71.4, so 72 WCU, and 30 / 0.7 = 42.9, so 43 RCU,
+    # billed 730 hours (at 0.00065 and 0.00013 USD: 38.24 USD), plus the alarms of its 2
+    # policies (4 each at 0.10 USD: 0.80 USD)
+    window_state = dynamodb_component(provisioned, "window state")
+    assert window_state["quantities"]["write_capacity_units"] == 72
+    assert window_state["quantities"]["read_capacity_units"] == 43
+    assert window_state["quantities"]["auto_scaling_alarms"] == 2 * alarms
+    assert window_state["usd_per_month"] == pytest.approx(
+        730 * (72 * prices["dynamodb_wcu_hour"] + 43 * prices["dynamodb_rcu_hour"])
+        + 2 * alarms * prices["cloudwatch_alarm_month"],
+        abs=0.005,
+    )
+    capacity = provisioned["capacity"]["dynamodb_window_state_writes"]
+    assert (capacity["needed"], capacity["available"], capacity["within"]) == (50, 4000, True)
+    # AND on demand the same units are billed per request: 50 x 2,628,000 write request units
+    # at 0.625 USD per million and 30 x 2,628,000 read request units at 0.125 (91.98 USD)
+    window_state = dynamodb_component(on_demand, "window state")
+    assert window_state["quantities"]["write_request_units"] == 50 * 2_628_000
+    assert window_state["usd_per_month"] == pytest.approx(
+        50 * 2.628 * prices["dynamodb_write_request_units_per_million"]
+        + 30 * 2.628 * prices["dynamodb_read_request_units_per_million"],
+        abs=0.005,
+    )
 
 
 def test_schedules_are_read_as_rates_only() -> None:

@@ -7,12 +7,14 @@ expectation can be worked out by hand: the comment above it shows how. A month i
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
 
 from clickstream_cli.cost_model import (
     CONSUMERS,
+    AutoScaling,
     CostEstimate,
     CostModelError,
     DeliveryBuffer,
@@ -24,6 +26,7 @@ from clickstream_cli.cost_model import (
     StreamConsumer,
     Table,
     estimate,
+    events_per_record,
 )
 
 MONTH = 2_628_000
@@ -57,6 +60,7 @@ DEPLOYMENT = Deployment(
     },
     raw_delivery=DeliveryBuffer(interval_seconds=60, size_mb=5),
     aggregated_delivery=DeliveryBuffer(interval_seconds=60, size_mb=5),
+    sessions_delivery=DeliveryBuffer(interval_seconds=60, size_mb=5),
     events_workflow=GlueWorkflow("G.1X", workers=2, batch_size=100, batch_window_seconds=300),
     sessions_workflow=GlueWorkflow("G.1X", workers=2, batch_size=100, batch_window_seconds=300),
     search=SearchDomain("t3.small.search", instance_count=1, volume_gib=10),
@@ -84,6 +88,10 @@ PRICES = {
     "dynamodb_rcu_hour": 0.00013,
     "firehose_gb_ingested": 0.029,
     "s3_standard_gb_month": 0.023,
+    "s3_intelligent_tiering_infrequent_gb_month": 0.0125,
+    "s3_intelligent_tiering_archive_instant_gb_month": 0.004,
+    "s3_intelligent_tiering_monitoring_per_thousand": 0.0025,
+    "s3_transition_to_intelligent_per_thousand": 0.01,
     "s3_put_per_thousand": 0.005,
     "s3_get_per_thousand": 0.0004,
     "glue_dpu_hour": 0.44,
@@ -114,6 +122,8 @@ LIMITS = {
     "xray_sampling_reservoir_per_second": 1,
     "xray_sampling_fixed_rate": 0.05,
     "lambda_account_concurrency": 1000,
+    "lambda_batch_payload_bytes": 6_291_456,
+    "s3_intelligent_tiering_minimum_object_bytes": 131_072,
 }
 ASSUMPTIONS = {
     "months_deployed": 1,
@@ -156,8 +166,9 @@ RESULTS: dict[str, dict[str, float]] = {
         "minute_session_puts_per_1000_events": 2,
         "minute_session_records_per_1000_events": 2,
         "gap_sessions_per_1000_events": 200,
-        "gap_session_objects_per_1000_events": 10,
         "gap_session_json_bytes_per_1000_events": 50_000,
+        "gap_session_puts_per_1000_events": 5,
+        "gap_session_records_per_1000_events": 10,
     },
     "scan": {
         "events": 1_000_000,
@@ -191,25 +202,31 @@ def with_figures(bench: str, **figures: float) -> dict[str, dict[str, float]]:
 # --- Kinesis ------------------------------------------------------------------------------------
 
 
-def test_the_shards_a_rate_needs_are_its_records_per_1000_when_records_bind() -> None:
-    # GIVEN 2,500 events/s of 200 bytes: 0.48 MiB/s, but 2.5 shards' worth of records
-    # WHEN the cost is estimated on a stream deployed with one shard
+def test_events_per_record_follow_the_generators_flushes_over_the_shards() -> None:
+    # GIVEN the generator's packing: flushes every 0.25 s or 500 events, records of 25,600 bytes
+    # WHEN 4 events/s of 200 bytes go to one shard: a flush holds 1 + 4 x 0.25 = 2 on average
+    # THEN a flush of k >= 1 events makes one record: 2 / (1 - e^-2) events a record
+    assert events_per_record(4, 1, 200) == pytest.approx(2 / (1 - math.exp(-2)))
+    # AND with events too big to share a record, every event is its own record
+    assert events_per_record(1000, 2, 30_000) == pytest.approx(1.0)
+    # AND a record never holds more events than fit in 25,600 bytes (128 of 200 bytes)
+    assert events_per_record(100_000, 1, 200) <= 128
+
+
+def test_the_stream_bills_put_payload_units_per_packed_record() -> None:
+    # GIVEN 2,500 events/s of 200 bytes on a stream deployed with one shard
     result = run(2500)
-    # THEN it needs ceil(2,500 / 1,000) = 3 shards, and is billed for them
-    assert result.capacity["kinesis_shards"].needed == 3
-    assert result.capacity["kinesis_shards"].available == 1
-    assert not result.capacity["kinesis_shards"].within
-    usd, quantities = component(result, "Kinesis Data Streams")
-    assert quantities["shards"] == 3
-    assert quantities["shard_hours"] == 3 * 730
-    # AND 6,570,000,000 records are 6,570 million PUT payload units (each under 25 KB),
-    # three fan-out consumers read 3 x 3 x 730 consumer-shard-hours and 3 x 200 bytes a record
-    records = 2500 * MONTH
-    assert quantities["put_payload_units"] == records
-    assert quantities["fan_out_consumer_shard_hours"] == 3 * 3 * 730
-    assert quantities["gb_read_through_fan_out"] == pytest.approx(records * 600 / GIB)
-    expected = 2190 * 0.01 + 6570 * 1.0 + 6570 * 0.01 + records * 600 / GIB * 0.01
-    assert usd == pytest.approx(expected)
+    # THEN packed records need no extra shard: 2,500 events/s are 0.48 MiB/s
+    quantities = component(result, "Kinesis Data Streams")[1]
+    shards = quantities["shards"]
+    assert result.capacity["kinesis_shards"].needed == shards
+    per_record = events_per_record(2500, shards, 200)
+    assert quantities["events_per_record"] == pytest.approx(per_record)
+    # AND each record, under 25 KB, is one PUT payload unit; fan-out reads every event's bytes
+    records = 2500 * MONTH / per_record
+    assert quantities["put_payload_units"] == pytest.approx(records)
+    assert quantities["gb_read_through_fan_out"] == pytest.approx(2500 * MONTH * 600 / GIB)
+    assert records < 2500 * MONTH / 100
 
 
 def test_the_shards_a_rate_needs_are_its_bytes_when_bytes_bind() -> None:
@@ -244,17 +261,21 @@ def test_a_consumer_that_cannot_keep_up_with_one_shard_needs_more_shards() -> No
 
 
 def test_an_on_demand_stream_is_billed_per_stream_hour_and_per_kb_rounded_record() -> None:
-    # GIVEN an on-demand stream and 10 events/s of 200 bytes
+    # GIVEN an on-demand stream and 10 events/s of 200 bytes, packed 2.5 / (1 - e^-3.5) a record
+    # (flushes of 3.5 events on average, on one shard)
     result = run(10, replace(DEPLOYMENT, stream_mode="ON_DEMAND"))
-    # THEN each record is written as 1 KB, read by one polling reader and three fan-out readers
+    per_record = 3.5 / (1 - math.exp(-3.5))
+    # THEN each record (under 1 KB) is written as 1 KB; one polling reader and three fan-out
+    # readers read every event's bytes
     usd, quantities = component(result, "Kinesis Data Streams (on-demand)")
-    records = 10 * MONTH
+    records = 10 * MONTH / per_record
+    events = 10 * MONTH
     assert quantities["gb_written"] == pytest.approx(records * 1024 / GIB)
-    assert quantities["gb_read_by_polling_readers"] == pytest.approx(records * 200 / GIB)
-    assert quantities["gb_read_through_fan_out"] == pytest.approx(records * 600 / GIB)
+    assert quantities["gb_read_by_polling_readers"] == pytest.approx(events * 200 / GIB)
+    assert quantities["gb_read_through_fan_out"] == pytest.approx(events * 600 / GIB)
     expected = (
-        730 * 0.04 + records * 1024 / GIB * 0.08 + records * 200 / GIB * 0.04
-    ) + records * 600 / GIB * 0.05
+        730 * 0.04 + records * 1024 / GIB * 0.08 + events * 200 / GIB * 0.04
+    ) + events * 600 / GIB * 0.05
     assert usd == pytest.approx(expected)
 
 
@@ -264,15 +285,16 @@ def test_an_on_demand_stream_is_billed_per_stream_hour_and_per_kb_rounded_record
 def test_a_function_below_1769_mb_takes_longer_in_proportion_to_its_memory() -> None:
     # GIVEN a window counter at 256 MB whose core takes 0.05 s of CPU per batch of 500
     consumers = {**DEPLOYMENT.consumers, "window_counter": replace(CONSUMER, memory_mb=256)}
-    # WHEN 1,000 events/s arrive on one shard (batches of 500, 2 invocations a second)
+    # WHEN 1,000 events/s arrive on one shard (a 1 s window of packed records, 1 invocation a
+    # second of 1,000 events)
     result = run(1000, replace(DEPLOYMENT, consumers=consumers))
-    # THEN an event takes 100 µs x 1769 / 256 = 691 µs, a batch 345.5 ms (billed 346 ms)
+    # THEN an event takes 100 µs x 1769 / 256 = 691 µs, a batch 691.02 ms (billed 692 ms)
     usd, quantities = component(result, "Lambda window counter")
     assert quantities["ms_per_event"] == pytest.approx(0.1 * 1769 / 256)
-    invocations = 1000 * MONTH / 500
+    invocations = MONTH
     assert quantities["invocations"] == invocations
-    assert quantities["gb_seconds"] == pytest.approx(invocations * 0.346 * 0.25)
-    assert usd == pytest.approx(invocations / 1e6 * 0.2 + invocations * 0.346 * 0.25 * 0.00001)
+    assert quantities["gb_seconds"] == pytest.approx(invocations * 0.692 * 0.25)
+    assert usd == pytest.approx(invocations / 1e6 * 0.2 + invocations * 0.692 * 0.25 * 0.00001)
 
 
 def test_the_calls_a_consumer_waits_on_add_their_latency_to_each_event() -> None:
@@ -286,6 +308,17 @@ def test_the_calls_a_consumer_waits_on_add_their_latency_to_each_event() -> None
     assert sessionizer["ms_per_event"] == pytest.approx(0.1 + 0.03 * 10)
     # AND the search indexer on OpenSearch's bulk rate: 1 / 10,000 docs/s = 0.1 ms
     assert component(result, "Lambda search indexer")[1]["ms_per_event"] == pytest.approx(0.2)
+
+
+def test_the_sessionizer_waits_on_its_firehose_calls_of_both_streams_and_no_s3_put() -> None:
+    # GIVEN 2 PutRecordBatch calls of per-minute rows and 5 of gap sessions per 1,000 events,
+    # 20 ms each, and S3 requests of 50 ms
+    # WHEN the cost is estimated at 1,000 events/s
+    result = run(1000, firehose_call_latency_ms=20, s3_request_latency_ms=50)
+    # THEN a sessionizer event takes 100 µs of CPU and (0.002 + 0.005) x 20 ms of waiting:
+    # its gap sessions go through Firehose, not S3
+    sessionizer = component(result, "Lambda sessionizer")[1]
+    assert sessionizer["ms_per_event"] == pytest.approx(0.1 + 0.007 * 20)
 
 
 def test_concurrency_is_a_batch_per_shard_of_each_consumer_and_a_run_per_schedule() -> None:
@@ -302,10 +335,26 @@ def test_concurrency_is_a_batch_per_shard_of_each_consumer_and_a_run_per_schedul
 def test_a_slow_shard_is_invoked_once_per_batching_window_with_what_arrived() -> None:
     # GIVEN 10 events/s on one shard, a 1 s batching window
     result = run(10)
-    # THEN each invocation carries 10 records: 10 events/s make one invocation a second
+    # THEN each invocation carries 10 events: 10 events/s make one invocation a second
     quantities = component(result, "Lambda sessionizer")[1]
-    assert quantities["records_per_invocation"] == 10
+    assert quantities["events_per_invocation"] == 10
     assert quantities["invocations"] == MONTH
+
+
+def test_a_busy_shard_is_invoked_with_batch_size_packed_records_within_the_payload_limit() -> None:
+    # GIVEN 10,000 events/s of 200 bytes, batches of up to 500 packed records or 10 s
+    consumers = {
+        name: replace(CONSUMER, batching_window_seconds=10) for name in DEPLOYMENT.consumers
+    }
+    result = run(10_000, replace(DEPLOYMENT, consumers=consumers))
+    quantities = component(result, "Lambda sessionizer")[1]
+    shards = component(result, "Kinesis Data Streams")[1]["shards"]
+    # THEN an invocation carries what fits in 6 MiB of base64: 6,291,456 / (200 x 4/3) events,
+    # fewer than the window brings or 500 records hold
+    assert min(10_000 / shards * 10, 500 * events_per_record(10_000, shards, 200)) > 6_291_456 / (
+        200 * 4 / 3
+    )
+    assert quantities["events_per_invocation"] == pytest.approx(6_291_456 / (200 * 4 / 3))
 
 
 def test_a_schedule_that_is_off_costs_nothing_and_one_that_runs_is_billed_per_run() -> None:
@@ -320,8 +369,12 @@ def test_a_schedule_that_is_off_costs_nothing_and_one_that_runs_is_billed_per_ru
 
 
 def test_traces_follow_the_default_sampling_rule_per_traced_function() -> None:
-    # GIVEN the three consumers traced, each invoked twice a second (1,000 events/s, one shard)
-    consumers = {name: replace(CONSUMER, traced=True) for name in DEPLOYMENT.consumers}
+    # GIVEN the three consumers traced, each invoked twice a second (1,000 events/s, one shard,
+    # a 0.5 s batching window)
+    consumers = {
+        name: replace(CONSUMER, traced=True, batching_window_seconds=0.5)
+        for name in DEPLOYMENT.consumers
+    }
     result = run(1000, replace(DEPLOYMENT, consumers=consumers))
     # THEN each records 1 trace a second and 5 % of the other invocation: 1.05 a second
     usd, quantities = component(result, "X-Ray")
@@ -369,18 +422,79 @@ def test_a_table_needs_a_partition_per_1000_write_units_a_second() -> None:
     assert "at least 3 partition(s)" in writes.note
 
 
+def auto_scaled(maximum: float) -> Deployment:
+    """The deployment with the session table provisioned, reads and writes kept at 70 % of
+    their capacity between 5 units and ``maximum``."""
+    scaling = AutoScaling(min_units=5, max_units=maximum, target_utilization_percent=70)
+    session = Table("PROVISIONED", 5, 5, read_scaling=scaling, write_scaling=scaling)
+    return replace(DEPLOYMENT, tables={**DEPLOYMENT.tables, "session_state": session})
+
+
+def test_auto_scaling_keeps_the_need_at_the_target_utilization_in_whole_units() -> None:
+    # GIVEN target tracking at 70 % between 5 and 4,000 units
+    scaling = AutoScaling(min_units=5, max_units=4000, target_utilization_percent=70)
+    # THEN 70 units/s need 100 units (no float error rounds that up to 101), 20 need
+    # 28.57 rounded up to 29, 1 needs 2 but gets the minimum 5, 3,500 need 5,000 but get 4,000
+    assert scaling.units(70) == 100
+    assert scaling.units(20) == 29
+    assert scaling.units(1) == 5
+    assert scaling.units(0) == 5
+    assert scaling.units(3500) == 4000
+
+
+def test_an_auto_scaled_table_bills_what_target_tracking_provisions_and_its_alarms() -> None:
+    # GIVEN a session table auto scaled at 70 % between 5 and 4,000 units, 4 alarms per policy
+    # WHEN the cost is estimated at 10 events/s: 20 write units and 1 read unit a second
+    result = run(10, auto_scaled(4000), dynamodb_auto_scaling_alarms_per_policy=4)
+    # THEN it provisions 20 / 0.7 = 28.57, so 29 WCU, and 1 / 0.7 = 1.43, so the minimum 5 RCU:
+    # 730 x (29 x 0.00065 + 5 x 0.00013) = 14.235 USD, plus 2 policies x 4 alarms x 0.10 USD
+    usd, quantities = component(result, "DynamoDB session state")
+    assert (quantities["write_capacity_units"], quantities["read_capacity_units"]) == (29, 5)
+    assert quantities["write_capacity_unit_hours"] == 29 * 730
+    assert quantities["read_capacity_unit_hours"] == 5 * 730
+    assert quantities["auto_scaling_alarms"] == 8
+    assert usd == pytest.approx(730 * (29 * 0.00065 + 5 * 0.00013) + 8 * 0.1)
+    assert usd == pytest.approx(15.035)
+    # AND the capacity lines compare the need with the most auto scaling may provision
+    writes = result.capacity["dynamodb_session_state_writes"]
+    assert (writes.needed, writes.available, writes.within) == (20, 4000, True)
+    assert "29 WCU provisioned" in writes.note
+    reads = result.capacity["dynamodb_session_state_reads"]
+    assert (reads.needed, reads.available, reads.within) == (1, 4000, True)
+    assert "5 RCU provisioned" in reads.note
+
+
+def test_a_need_over_the_auto_scaling_maximum_is_billed_at_the_maximum_and_exceeds_it() -> None:
+    # GIVEN a session table auto scaled at 70 % between 5 and 1,000 units
+    # WHEN the cost is estimated at 1,500 events/s: 3,000 write units and 150 read units a second
+    result = run(1500, auto_scaled(1000), dynamodb_auto_scaling_alarms_per_policy=4)
+    # THEN writes are provisioned at the maximum 1,000 WCU (3,000 / 0.7 = 4,286 wanted), reads at
+    # 150 / 0.7 = 214.3, so 215 RCU: 730 x (1,000 x 0.00065 + 215 x 0.00013) = 474.5 + 20.4035,
+    # plus 8 alarms at 0.10 USD
+    usd, quantities = component(result, "DynamoDB session state")
+    assert (quantities["write_capacity_units"], quantities["read_capacity_units"]) == (1000, 215)
+    assert usd == pytest.approx(474.5 + 20.4035 + 0.8)
+    # AND the writes line is exceeded: requests beyond the maximum are throttled
+    writes = result.capacity["dynamodb_session_state_writes"]
+    assert (writes.needed, writes.available, writes.within) == (3000, 1000, False)
+    assert "throttled" in writes.note
+    assert result.capacity["dynamodb_session_state_reads"].within
+
+
 # --- Firehose -----------------------------------------------------------------------------------
 
 
 def test_firehose_bills_each_record_rounded_up_to_5_kb() -> None:
     # GIVEN raw events of 200 bytes and per-minute rows of 100 bytes (500 per 1,000 events)
-    # WHEN the cost is estimated at 1 event/s
+    # WHEN the cost is estimated at 1 event/s: 1.25 / (1 - e^-1.25) events a Kinesis record
     result = run(1)
-    # THEN each raw record is billed as 5,120 bytes: 2,628,000 records, 12.53 GB
+    records = MONTH / (1.25 / (1 - math.exp(-1.25)))
+    # THEN each raw record (about 350 bytes) is billed as 5,120 bytes
     usd, quantities = component(result, "Firehose raw")
-    assert quantities["gb_billed_in_5_kb_records"] == pytest.approx(MONTH * 5120 / GIB)
+    assert quantities["records"] == pytest.approx(records)
+    assert quantities["gb_billed_in_5_kb_records"] == pytest.approx(records * 5120 / GIB)
     assert quantities["gb_delivered"] == pytest.approx(MONTH * 200 / GIB)
-    assert usd == pytest.approx(MONTH * 5120 / GIB * 0.029)
+    assert usd == pytest.approx(records * 5120 / GIB * 0.029)
     # AND so is each aggregated record: 250 rows packed into 25,000 bytes, billed as 25,600
     aggregated = component(result, "Firehose aggregated")[1]
     assert aggregated["records"] == pytest.approx(MONTH * 2 / 1000)
@@ -399,8 +513,9 @@ def test_the_aggregated_stream_is_billed_per_packed_record_not_per_row() -> None
     assert usd == pytest.approx(records * 15_360 / GIB * 0.029)
     # AND every row is delivered, whatever the packing
     assert quantities["gb_delivered"] == pytest.approx(1000 * MONTH * 500 / 1000 * 100 / GIB)
-    # AND the raw stream still bills one record per event
-    assert component(run(1000, results=results), "Firehose raw")[1]["records"] == 1000 * MONTH
+    # AND the raw stream bills the stream's packed records
+    raw = component(run(1000, results=results), "Firehose raw")[1]
+    assert raw["records"] == pytest.approx(1000 * MONTH / events_per_record(1000, 1, 200))
 
 
 def test_rows_packed_into_no_record_are_an_error_naming_the_figure() -> None:
@@ -424,10 +539,58 @@ def test_a_lake_file_without_the_packed_records_figure_names_the_bench_that_writ
         run(10, results={**RESULTS, "lake": lake})
 
 
+def test_the_sessions_stream_is_billed_per_packed_record_of_gap_sessions() -> None:
+    # GIVEN 50,000 bytes of gap sessions per 1,000 events, packed into 10 records
+    # WHEN the cost is estimated at 1,000 events/s
+    usd, quantities = component(run(1000), "Firehose sessions")
+    # THEN 10 records a second, each of 5,000 bytes billed as 5,120
+    records = 1000 * MONTH * 10 / 1000
+    assert quantities["records"] == pytest.approx(records)
+    assert quantities["gb_billed_in_5_kb_records"] == pytest.approx(records * 5120 / GIB)
+    assert usd == pytest.approx(records * 5120 / GIB * 0.029)
+    # AND every session's bytes are delivered, 50,000 bytes a second
+    assert quantities["gb_delivered"] == pytest.approx(50_000 * MONTH / GIB)
+    # AND the 60 s buffer comes first (50 KB a second is far below 5 MiB a minute): an object a
+    # minute, whatever the number of commits
+    assert quantities["objects_written"] == pytest.approx(MONTH / 60)
+    # AND its Direct PUT quota is checked like the aggregated stream's
+    direct_put = run(1000).capacity["firehose_sessions_direct_put"]
+    assert direct_put.needed == pytest.approx(50_000 / 1024**2)
+    assert direct_put.available == 5
+
+
+def test_gap_sessions_packed_into_no_record_are_an_error_naming_the_figure() -> None:
+    # GIVEN gap sessions but no record carrying them WHEN estimated THEN the figure is named
+    results = with_figures("lake", gap_session_records_per_1000_events=0)
+    with pytest.raises(
+        CostModelError,
+        match=r"has gap sessions .* gap_session_records_per_1000_events is 0 \(written by bench/",
+    ):
+        run(10, results=results)
+
+
+def test_a_lake_file_without_the_gap_session_records_names_the_bench_that_writes_it() -> None:
+    # GIVEN a lake.json measured when gap sessions were S3 objects WHEN estimated THEN the
+    # missing Firehose figures and their bench are named
+    lake = dict(RESULTS["lake"])
+    del lake["gap_session_records_per_1000_events"], lake["gap_session_puts_per_1000_events"]
+    with pytest.raises(
+        CostModelError,
+        match=r"lake\.json has no gap_session_puts_per_1000_events, "
+        r"gap_session_records_per_1000_events \(written by bench/bench_lake\.py\)",
+    ):
+        run(10, results={**RESULTS, "lake": lake})
+
+
 def test_a_record_over_5_kb_is_billed_as_the_next_multiple_of_5_kb() -> None:
+    # GIVEN raw events of 6,000 bytes at 1 event/s, about 1.75 a record (4 fit in one)
     results = with_figures("lake", raw_json_bytes_per_event=6000)
     quantities = component(run(1, results=results), "Firehose raw")[1]
-    assert quantities["gb_billed_in_5_kb_records"] == pytest.approx(MONTH * 10_240 / GIB)
+    per_record = events_per_record(1, 1, 6000)
+    # THEN each record of about 6,000 x 1.75 = 10,480 bytes is billed as 15,360
+    assert 10_240 < per_record * 6000 <= 15_360
+    records = MONTH / per_record
+    assert quantities["gb_billed_in_5_kb_records"] == pytest.approx(records * 15_360 / GIB)
 
 
 def test_firehose_writes_an_object_per_buffer_interval_or_per_buffer_size() -> None:
@@ -550,6 +713,18 @@ def test_a_flex_glue_job_is_billed_at_the_flex_price() -> None:
     assert usd == pytest.approx(292 * 0.29)
 
 
+def test_the_sessions_job_starts_on_the_objects_of_both_session_delivery_streams() -> None:
+    # GIVEN 1,000 events/s: 5 gap-session puts a second (one per commit), but 50 KB a second on
+    # each of the aggregated and the sessions streams, so each writes an object a minute
+    result = run(1000)
+    # THEN the 2 objects a minute take the whole 300 s window to start a run (100 objects would
+    # take 50 minutes): 8,760 runs a month of 700 rows/s x 300 s, not a run per 100 commits
+    quantities = component(result, "Glue sessions job")[1]
+    assert quantities["runs"] == pytest.approx(MONTH / 300)
+    assert quantities["rows_per_run"] == pytest.approx(700 * 300)
+    assert result.capacity["glue_sessions_job_run_seconds"].available == pytest.approx(300)
+
+
 # --- storage, queries, search -------------------------------------------------------------------
 
 
@@ -588,12 +763,12 @@ def test_opensearch_bills_its_nodes_and_the_volume_the_retention_needs() -> None
 
 
 def test_every_object_of_the_raw_bucket_is_an_eventbridge_event() -> None:
-    # GIVEN at 10 events/s a raw object a minute, an aggregated object a minute, and 10 gap
-    # session objects per 1,000 events: 0.1 a second
+    # GIVEN at 10 events/s an object a minute from each delivery stream: raw, aggregated and
+    # sessions (each far below its 5 MiB buffer in 60 s)
     # WHEN the cost is estimated
     usd, quantities = component(run(10), "EventBridge")
     # THEN each of them is an S3 event on the default bus
-    events = MONTH * (1 / 60 + 1 / 60 + 0.1)
+    events = MONTH * (1 / 60 + 1 / 60 + 1 / 60)
     assert quantities["s3_events"] == pytest.approx(events)
     assert usd == pytest.approx(events / 1e6)
     # AND a bucket that sends no events costs nothing there
@@ -654,3 +829,33 @@ def test_an_instance_type_without_a_price_is_an_error() -> None:
 def test_a_rate_of_zero_is_refused() -> None:
     with pytest.raises(CostModelError, match="above 0"):
         run(0)
+
+
+def test_intelligent_tiering_bills_old_data_at_the_cheaper_tiers_with_a_fee_per_object() -> None:
+    # GIVEN the lake in S3 Intelligent-Tiering, the bill of the 12th month (11.5 months of data),
+    # at 1,000 events/s: raw objects of 200 bytes x 1,000 x 60 s, 11.4 MiB each
+    deployment = replace(DEPLOYMENT, lake_intelligent_tiering=True)
+    tiered = component(run(1000, deployment, months_deployed=12), "S3 storage")
+    standard = component(run(1000, months_deployed=12), "S3 storage")
+    # THEN the raw layer is tiered: 1 month's worth frequent, 2 infrequent, 8.5 archived
+    raw = standard[1]["gb_rawdata"]
+    quantities = tiered[1]
+    assert quantities["gb_stored"] == pytest.approx(standard[1]["gb_stored"])
+    assert quantities["gb_archive_instant"] >= raw * 8.5 / 11.5
+    assert quantities["gb_infrequent"] >= raw * 2 / 11.5
+    assert tiered[0] < standard[0]
+    # AND every GB is in exactly one class
+    assert quantities["gb_standard"] + quantities["gb_frequent"] + quantities[
+        "gb_infrequent"
+    ] + quantities["gb_archive_instant"] == pytest.approx(quantities["gb_stored"])
+
+
+def test_a_lake_of_small_objects_is_not_tiered() -> None:
+    # GIVEN 1 event/s: raw objects of 200 bytes x 60 s, 12 KB each, and so on for every layer
+    deployment = replace(DEPLOYMENT, lake_intelligent_tiering=True)
+    tiered = component(run(1, deployment, months_deployed=12), "S3 storage")
+    standard = component(run(1, months_deployed=12), "S3 storage")
+    # THEN everything stays in S3 Standard, at the same price, with no object monitored
+    assert tiered[1]["gb_standard"] == pytest.approx(tiered[1]["gb_stored"])
+    assert tiered[1]["objects_monitored"] == 0
+    assert tiered[0] == pytest.approx(standard[0])

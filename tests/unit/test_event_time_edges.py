@@ -51,6 +51,7 @@ SESSION_SETTINGS = SessionizerSettings.from_env(
         "STATE_TABLE": "sessions",
         "STREAM_NAME": "stream",
         "AGGREGATED_DELIVERY_STREAM": "aggregated",
+        "SESSIONS_DELIVERY_STREAM": "sessions",
         "LAKE_BUCKET": "lake",
     }
 )

@@ -65,7 +65,8 @@ VALID_LINES = st.builds(
     offset=st.integers(min_value=0, max_value=300_000_000),
 )
 INVALID_LINES = st.one_of(
-    st.binary(max_size=40),
+    # A record's line ends at a newline: bytes holding one are several lines.
+    st.binary(max_size=40).map(lambda data: data.replace(b"\n", b" ")),
     st.just(b"{not json"),
     VALID_LINES.map(lambda line: line.replace(b'"url":"', b'"url":"\\n', 1)),
     VALID_LINES.map(lambda line: line.replace(b'"custid":', b'"custid":1099511627776', 1)),
@@ -157,11 +158,36 @@ def test_the_window_counter_accounts_for_every_line_however_batches_are_cut(
         assert row_values(results.rows(metric, size)) == row_values(reference.rows(metric, size))
 
 
+@EXAMPLES
+@given(st.data())
+def test_the_window_counter_gives_the_same_rows_when_lines_are_packed_into_records(
+    data: st.DataObject,
+) -> None:
+    # GIVEN any lines that are not blank, packed into Kinesis records of any sizes, and those
+    # records cut into batches anywhere
+    lines = [line for line in data.draw(stream_lines(differing_repeats=True)) if line.strip()]
+    packs = data.draw(cuts(len(lines)))
+    records = [b"".join(line + b"\n" for line in lines[start:end]) for start, end in packs]
+    batches = data.draw(cuts(len(records)))
+    # WHEN they are counted, and the same lines one per record in one batch
+    packed, packed_quarantine, handled = count_windows(records, batches)
+    single, single_quarantine, _ = count_windows(lines, [(0, len(lines))])
+    # THEN every line was handled as one event, and the rows and quarantine are the same
+    # (a record of one line is quarantined as sent, with its newline if it had one)
+    assert handled == len(lines)
+    assert sorted(r.data.rstrip(b"\n") for r in packed_quarantine.records) == sorted(
+        r.data.rstrip(b"\n") for r in single_quarantine.records
+    )
+    for metric, size in ((UNIQUE_USERS, 15), (UNIQUE_USERS, 60), (TOP_SOURCES, 60)):
+        assert row_values(packed.rows(metric, size)) == row_values(single.rows(metric, size))
+
+
 def count_windows(
     lines: list[bytes], batches: list[tuple[int, int]]
 ) -> tuple[MemoryWindowResults, MemoryQuarantine, int]:
-    """The window counter over ``lines`` in ``batches``, then the end of the stream: its rows,
-    its quarantine and how many records it handled; no batch may leave a record failed."""
+    """The window counter over the records ``lines`` (one line each, or several packed) in
+    ``batches``, then the end of the stream: its rows, its quarantine and how many events it
+    handled; no batch may leave a record failed."""
     results, quarantine = MemoryWindowResults(), MemoryQuarantine()
     ports = memory_window_counter_ports([SHARD], results=results, quarantine=quarantine)
     handled = 0

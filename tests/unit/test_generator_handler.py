@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from clickstream.core.retry import RetryPolicy
+from clickstream.core.shard_map import hash_key
 from clickstream.generator import generate
 from tests.support.metrics import emitted_metrics
 
@@ -37,18 +38,49 @@ class LambdaContext:
         return self.remaining_millis
 
 
+HALF = 2**127
+SHARDS = [
+    {
+        "ShardId": "shardId-000000000000",
+        "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": str(HALF - 1)},
+        "SequenceNumberRange": {"StartingSequenceNumber": "1"},
+    },
+    {
+        "ShardId": "shardId-000000000001",
+        "HashKeyRange": {"StartingHashKey": str(HALF), "EndingHashKey": str(2**128 - 1)},
+        "SequenceNumberRange": {"StartingSequenceNumber": "2"},
+    },
+]
+
+
+def shard_start(partition_key: str) -> int:
+    """The starting hash key of the stub's shard ``partition_key`` hashes to."""
+    return 0 if hash_key(partition_key) < HALF else HALF
+
+
+def record_events(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events of one put record: one JSON line each."""
+    return [json.loads(line) for line in record["Data"].splitlines()]
+
+
 class StubKinesis:
-    """Answers PutRecords like Kinesis; records whose event id is in ``rejected`` always fail."""
+    """Answers ListShards (two shards) and PutRecords like Kinesis; a record holding an event
+    whose id is in ``rejected`` always fails."""
 
     def __init__(self, rejected: set[str] | None = None) -> None:
         self.rejected = rejected or set()
         self.calls: list[dict[str, Any]] = []
+        self.refused: list[dict[str, Any]] = []
+
+    def list_shards(self, StreamName: str) -> dict[str, Any]:
+        return {"Shards": SHARDS}
 
     def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
         self.calls.append({"StreamName": StreamName, "Records": Records})
         entries: list[dict[str, str]] = []
         for index, record in enumerate(Records):
-            if json.loads(record["Data"])["event_id"] in self.rejected:
+            if {event["event_id"] for event in record_events(record)} & self.rejected:
+                self.refused.append(record)
                 entries.append(
                     {
                         "ErrorCode": "ProvisionedThroughputExceededException",
@@ -62,6 +94,9 @@ class StubKinesis:
 
     def sent_records(self) -> list[dict[str, Any]]:
         return [record for call in self.calls for record in call["Records"]]
+
+    def sent_events(self) -> list[dict[str, Any]]:
+        return [event for record in self.sent_records() for event in record_events(record)]
 
 
 @pytest.fixture(scope="module")
@@ -114,14 +149,25 @@ def test_scheduled_invocation_sends_count_events(
     # WHEN the schedule invokes the function
     result = app.lambda_handler(schedule_event, LambdaContext())
 
-    # THEN the 50 seeded events went to the configured stream, keyed by custid
+    # THEN the 50 seeded events went to the configured stream, packed into one record per
+    # shard, each event on the shard its custid hashes to, in order
     assert result["sent"] == result["accepted"] == 50
     assert result["unaccepted"] == []
     assert {call["StreamName"] for call in kinesis.calls} == {"clickstream-stream"}
-    expected = generate("classic", seed=7, start=ANY_START, rate=10, count=50)
+    expected = list(generate("classic", seed=7, start=ANY_START, rate=10, count=50))
     records = kinesis.sent_records()
-    assert [json.loads(r["Data"])["event_id"] for r in records] == [e.event_id for e in expected]
-    assert all(r["PartitionKey"] == str(json.loads(r["Data"])["custid"]) for r in records)
+    assert len(records) == 2
+    assert sorted(e["event_id"] for e in kinesis.sent_events()) == sorted(
+        e.event_id for e in expected
+    )
+    shard_of = {e["event_id"]: shard_start(str(e["custid"])) for e in kinesis.sent_events()}
+    for record in records:
+        events = record_events(record)
+        start = int(record["ExplicitHashKey"])
+        assert record["PartitionKey"] == str(events[0]["custid"])
+        assert [e["event_id"] for e in events] == [
+            e.event_id for e in expected if shard_of[e.event_id] == start
+        ]
     # AND the metrics were emitted
     metrics = emitted_metrics(capsys.readouterr().out)
     assert metrics == {"EventsSent": 50, "EventsAccepted": 50, "EventsUnaccepted": 0}
@@ -138,7 +184,7 @@ def test_event_detail_overrides_the_environment(
 
     # THEN the detail settings were used
     assert result["accepted"] == 20
-    assert len(kinesis.sent_records()) == 20
+    assert len(kinesis.sent_events()) == 20
 
 
 def test_unaccepted_records_are_logged_and_fail_the_invocation(
@@ -148,24 +194,27 @@ def test_unaccepted_records_are_logged_and_fail_the_invocation(
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # GIVEN a stream that keeps rejecting two of the 50 events
+    # GIVEN a stream that keeps rejecting the record holding one of the 50 events
     ids = [e.event_id for e in generate("classic", seed=7, start=ANY_START, rate=10, count=50)]
-    kinesis.rejected = {ids[3], ids[40]}
+    kinesis.rejected = {ids[3]}
 
-    # WHEN invoked THEN the invocation fails
-    with pytest.raises(RuntimeError, match="2 of 50 records were not accepted"):
+    # WHEN invoked THEN the invocation fails, naming every event of that record
+    with pytest.raises(RuntimeError, match=r"(\d+) of 50 events were not accepted") as failure:
         app.lambda_handler(schedule_event, LambdaContext())
+    refused = {e["event_id"] for r in kinesis.refused for e in record_events(r)}
+    assert ids[3] in refused and 1 < len(refused) < 50
+    assert str(failure.value).startswith(f"{len(refused)} of 50 events")
 
-    # AND the report was logged, then each rejected record at ERROR with its id and code
+    # AND the report was logged, then each unaccepted event at ERROR with its id and code
     logs = [r for r in caplog.records if r.name == app.logger.name]
     assert [r.getMessage() for r in logs[:1]] == ["generator run finished"]
-    assert logs[0].report["unaccepted_count"] == 2
-    assert logs[0].report["accepted"] == 48
+    assert logs[0].report["unaccepted_count"] == len(refused)
+    assert logs[0].report["accepted"] == 50 - len(refused)
     errors = [r for r in logs if r.levelno == logging.ERROR]
-    assert sorted(r.event_id for r in errors) == sorted([ids[3], ids[40]])
+    assert sorted(r.event_id for r in errors) == sorted(refused)
     assert {r.error_code for r in errors} == {"ProvisionedThroughputExceededException"}
     # AND the metrics still went out
-    assert emitted_metrics(capsys.readouterr().out)["EventsUnaccepted"] == 2
+    assert emitted_metrics(capsys.readouterr().out)["EventsUnaccepted"] == len(refused)
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")

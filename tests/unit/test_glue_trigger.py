@@ -64,7 +64,7 @@ def test_the_template_triggers_are_fed_by_their_rules() -> None:
     raw = configs["demo-raw-events-batch"]
     assert raw.bucket == template.resource("RawBucket").physical_id
     assert raw.prefixes == ("rawdata/",)
-    assert (raw.batch_size, raw.batch_window_seconds) == (100, 300.0)
+    assert (raw.batch_size, raw.batch_window_seconds) == (100, 900.0)
     assert [job.logical_id for job in raw.jobs] == ["RawToCuratedEventsJob"]
     sessions = configs["demo-sessions-batch"]
     assert sessions.prefixes == ("aggregated/", "sessions/")

@@ -307,6 +307,41 @@ def test_finalizer_may_read_the_session_log_and_window_counter_may_not() -> None
         assert role.decide(Permission("dynamodb:DeleteItem", table)) is Decision.IMPLICIT_DENY
 
 
+def test_gap_sessions_are_written_through_the_sessions_delivery_stream_only() -> None:
+    # GIVEN the project's roles, the two Direct PUT streams and the raw bucket
+    template = Template.load(ROOT / "template.yaml")
+    roles = template_roles(template)
+    aggregated = template.arn("AggregatedDeliveryStream")
+    sessions = template.arn("SessionsDeliveryStream")
+    bucket = template.arn("RawBucket")
+    # WHEN the functions that close sessions put records and objects
+    for role_name in ("SessionizerRole", "FinalizerRole"):
+        role = roles[template.arn(role_name)]
+        # THEN they may put record batches to both streams, and to no other stream
+        for stream in (aggregated, sessions):
+            assert role.decide(Permission("firehose:PutRecordBatch", stream)) is Decision.ALLOW
+        assert role.decide(Permission("firehose:PutRecord", sessions)) is Decision.IMPLICIT_DENY
+        raw = template.arn("RawDeliveryStream")
+        assert role.decide(Permission("firehose:PutRecordBatch", raw)) is Decision.IMPLICIT_DENY
+        # AND neither may write under sessions/ itself: only the stream's role does
+        key = f"{bucket}/sessions/2026/03/07/14/x"
+        assert role.decide(Permission("s3:PutObject", key)) is Decision.IMPLICIT_DENY
+    # AND the sessionizer still writes its quarantine, which the finalizer never writes
+    sessionizer = roles[template.arn("SessionizerRole")]
+    finalizer = roles[template.arn("FinalizerRole")]
+    quarantined = Permission("s3:PutObject", f"{bucket}/quarantine/sessionizer/2026/x.jsonl")
+    assert sessionizer.decide(quarantined) is Decision.ALLOW
+    assert finalizer.decide(quarantined) is Decision.IMPLICIT_DENY
+    # AND the stream's own role writes sessions/ and errors/sessions/ only
+    delivery = roles[template.arn("SessionsDeliveryRole")]
+    for key in ("sessions/2026/03/07/14/x", "errors/sessions/x"):
+        assert delivery.decide(Permission("s3:PutObject", f"{bucket}/{key}")) is Decision.ALLOW
+    for key in ("aggregated/2026/03/07/14/x", "rawdata/2026/03/07/14/x", "quarantine/x"):
+        assert delivery.decide(Permission("s3:PutObject", f"{bucket}/{key}")) is (
+            Decision.IMPLICIT_DENY
+        )
+
+
 def test_a_function_without_a_role_gets_the_role_sam_would_generate(tmp_path: Path) -> None:
     # GIVEN a function with inline policies, a Kinesis event with an SQS on-failure destination,
     # tracing on and no Role

@@ -45,7 +45,7 @@ def test_data_that_is_not_base64_is_rejected_without_parsing() -> None:
     anonymous = kinesis_record("shardId-0", "2", make_event(ARRIVED), ARRIVED)
     del anonymous["eventID"]
     # WHEN they are read
-    parsed, unknown = parse_lambda_record(broken), parse_lambda_record(anonymous)
+    (parsed,), (unknown,) = parse_lambda_record(broken), parse_lambda_record(anonymous)
     # THEN the first is rejected with its data kept as text
     assert parsed.rejection is not None and parsed.rejection.reason == NOT_BASE64
     assert parsed.record.data == b"not base64!"

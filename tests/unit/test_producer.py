@@ -14,15 +14,18 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from clickstream.core.events import Event
 from clickstream.core.retry import RetryPolicy
+from clickstream.core.shard_map import HASH_KEY_LIMIT, HashRange, ShardMap, hash_key
 from clickstream.generator import (
     SendReport,
     chunk_records,
     generate,
+    pack_events,
     put_with_retry,
     send_events,
     send_records,
 )
 from clickstream.ports import PutOutcome, RecordStream, StreamRecord
+from clickstream_cli.cost_model import events_per_record
 
 START = datetime(2026, 3, 7, 14, 0, tzinfo=UTC)
 THROTTLED = "ProvisionedThroughputExceededException"
@@ -351,3 +354,128 @@ def test_paced_burst_is_split_by_500_records() -> None:
     # THEN 500-record calls go out at once and the rest after the flush interval at most
     assert [len(call) for call in stream.calls] == [500, 500, 200]
     assert clock.now - 1000.0 <= 0.25
+
+
+# ---------------------------------------------------------------------------- packing
+
+
+def four_shards() -> ShardMap:
+    """Four shards splitting the hash keys evenly."""
+    quarter = HASH_KEY_LIMIT // 4
+    return ShardMap(
+        [HashRange(n * quarter, (n + 1) * quarter - 1, f"shardId-{n:012d}") for n in range(4)]
+    )
+
+
+class ShardedStream(FakeStream):
+    """The fake stream, knowing its four shards."""
+
+    def shard_map(self) -> ShardMap:
+        return four_shards()
+
+
+def test_a_shard_map_finds_the_range_of_a_partition_keys_md5() -> None:
+    # GIVEN four even shards
+    shards = four_shards()
+    # WHEN partition keys are looked up THEN each lands where its MD5 falls
+    for key in ("1", "42", "4711", "ö"):
+        found = shards.range_for(key)
+        assert found.start <= hash_key(key) <= found.end
+    # AND the MD5 is Kinesis': the 128-bit big-endian value of the UTF-8 key's digest
+    assert hash_key("1") == 0xC4CA4238A0B923820DCC509A6F75849B
+    # AND ranges that leave a gap or stop short are refused
+    with pytest.raises(ValueError, match="do not cover"):
+        ShardMap([HashRange(0, 9, "a"), HashRange(11, HASH_KEY_LIMIT - 1, "b")])
+    with pytest.raises(ValueError, match="not"):
+        ShardMap([HashRange(0, 9, "a")])
+
+
+def test_packed_records_hold_one_shards_events_in_order_within_the_size() -> None:
+    # GIVEN 2,000 events of many customers and four shards
+    events = list(generate("realistic", seed=3, start=START, rate=100, count=2000))
+    shards = four_shards()
+    # WHEN they are packed into records of at most 5,000 bytes
+    records = pack_events(events, shards, max_record_bytes=5000)
+    # THEN every event is in exactly one record, as its JSON line
+    lines = [line for record in records for line in record.data.splitlines(keepends=True)]
+    assert sorted(lines) == sorted(event.to_json_line() for event in events)
+    assert sum(len(record.event_ids) for record in records) == len(events)
+    # AND each record holds events of one shard, is sent there, and stays within the size
+    by_id = {event.event_id: event for event in events}
+    for record in records:
+        held = [by_id[event_id] for event_id in record.packed_event_ids]
+        (shard,) = {shards.range_for(event.partition_key) for event in held}
+        assert record.explicit_hash_key == str(shard.start)
+        assert record.partition_key == held[0].partition_key
+        assert record.data == b"".join(event.to_json_line() for event in held)
+        assert len(record.data) <= 5000
+    # AND each shard's events keep their order across its records
+    for shard in shards.ranges:
+        sent = [
+            event_id
+            for record in records
+            if record.explicit_hash_key == str(shard.start)
+            for event_id in record.packed_event_ids
+        ]
+        assert sent == [e.event_id for e in events if shards.range_for(e.partition_key) == shard]
+    # AND they need far fewer records than events
+    assert len(records) < len(events) / 10
+
+
+def test_sending_to_a_stream_that_knows_its_shards_packs_and_counts_events() -> None:
+    # GIVEN a stream of four shards that refuses, once, the record holding one event
+    events = list(generate("classic", seed=5, start=START, rate=10, count=300))
+    stream = ShardedStream(failures={})
+    records = pack_events(events, four_shards())
+    stream.failures = {records[0].event_id or "": 1}
+    # WHEN the events are sent
+    report = send_events(events, stream, sleep=lambda _: None)
+    # THEN four records carried all 300 events, the refused one again on a retry
+    assert (report.sent, report.accepted, report.unaccepted) == (300, 300, [])
+    assert len(stream.accepted) == 4 and report.retried_records == 1
+    # AND a record refused for good reports each of its events
+    stream = ShardedStream(failures={records[0].event_id or "": -1})
+    report = send_events(events, stream, sleep=lambda _: None)
+    assert [event_id for event_id, _, _ in report.unaccepted] == list(records[0].event_ids)
+    assert report.accepted == 300 - len(records[0].event_ids)
+
+
+def test_paced_sending_packs_the_events_of_each_flush() -> None:
+    # GIVEN 10 s of events at 100 events/s, paced, and a stream of four shards
+    events = list(generate("classic", seed=9, start=START, rate=100, duration=10))
+    clock = FakeClock()
+    stream = ShardedStream(clock=clock)
+    # WHEN they are sent with flushes every 0.25 s
+    report = send_events(events, stream, pace=True, clock=clock, sleep=clock.sleep)
+    # THEN every event went out, about 25 per flush over at most four records
+    assert report.accepted == len(events)
+    flushes = len(stream.calls)
+    assert all(len(call) <= 4 for call in stream.calls)
+    assert len(stream.accepted) <= 4 * flushes < len(events)
+
+
+@pytest.mark.parametrize(
+    ("rate", "shard_count", "seconds"),
+    [(10, 2, 60), (100, 4, 20), (1000, 2, 5), (1000, 4, 5), (4000, 16, 3)],
+)
+def test_the_cost_models_events_per_record_is_what_paced_sending_packs(
+    rate: int, shard_count: int, seconds: int
+) -> None:
+    # GIVEN realistic events at a rate, paced, to a stream of even shards
+    events = list(generate("realistic", seed=1, start=START, rate=rate, duration=seconds))
+    width = HASH_KEY_LIMIT // shard_count
+    ranges = [HashRange(n * width, (n + 1) * width - 1, f"s{n}") for n in range(shard_count)]
+    ranges[-1] = HashRange(ranges[-1].start, HASH_KEY_LIMIT - 1, ranges[-1].shard_id)
+    clock = FakeClock()
+
+    class Stream(FakeStream):
+        def shard_map(self) -> ShardMap:
+            return ShardMap(ranges)
+
+    stream = Stream(clock=clock)
+    # WHEN they are sent
+    send_events(events, stream, pace=True, clock=clock, sleep=clock.sleep)
+    # THEN the events per record the cost model bills are those sent, within 5 %
+    sent = len(events) / len(stream.accepted)
+    event_bytes = sum(len(e.to_json_line()) for e in events) / len(events)
+    assert events_per_record(rate, shard_count, event_bytes) == pytest.approx(sent, rel=0.05)

@@ -323,6 +323,6 @@ def test_s3_quarantine_writes_one_json_lines_object_per_call() -> None:
 
 
 def test_kinesis_record_reads_the_lambda_shape() -> None:
-    parsed = parse_lambda_record(lambda_record(b"xyz", sequence_number="42"))
+    (parsed,) = parse_lambda_record(lambda_record(b"xyz", sequence_number="42"))
     assert parsed.record == ShardRecord(SHARD, "42", b"xyz", ARRIVAL)
     assert parsed.rejection is not None and parsed.rejection.reason.startswith("malformed JSON")

@@ -59,7 +59,7 @@ def sample_event() -> dict[str, Any]:
 def test_sample_event_has_two_valid_events_and_a_malformed_one(
     sample_event: dict[str, Any],
 ) -> None:
-    records = [parse_lambda_record(r).record for r in sample_event["Records"]]
+    records = [p.record for r in sample_event["Records"] for p in parse_lambda_record(r)]
     assert len(records) == 3
     assert {r.shard_id for r in records} == {"shardId-000000000000"}
     assert [r.data.startswith(b'{"event_id"') for r in records] == [True, True, True]
@@ -75,7 +75,7 @@ def test_handler_indexes_quarantines_and_reports_failures(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # GIVEN the sample batch and an index that throttles its second event
-    records = [parse_lambda_record(r).record for r in sample_event["Records"]]
+    records = [p.record for r in sample_event["Records"] for p in parse_lambda_record(r)]
     second_id = json.loads(records[1].data)["event_id"]
     index = FakeIndex({second_id: (429, REJECTED)})
     quarantine = FakeQuarantine()

@@ -36,6 +36,7 @@ SETTINGS = SessionizerSettings.from_env(
         "STATE_TABLE": "sessions",
         "STREAM_NAME": "stream",
         "AGGREGATED_DELIVERY_STREAM": "aggregated",
+        "SESSIONS_DELIVERY_STREAM": "sessions",
         "LAKE_BUCKET": "lake",
         "ALLOWED_LATENESS_SECONDS": "30",
         "IDLE_TIMEOUT_SECONDS": "60",

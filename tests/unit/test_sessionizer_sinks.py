@@ -1,7 +1,9 @@
-"""The sessionizer's output adapters without I/O: Firehose batches and retries, S3 keys."""
+"""The sessionizer's output adapters without I/O: lines packed into Firehose records, batches and
+retries, for the per-minute rows and the gap sessions."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -11,11 +13,11 @@ import pytest
 from clickstream.adapters.aws.firehose import (
     FIREHOSE_MAX_RECORD_BYTES,
     DeliveryFailed,
+    FirehoseGapSessionSink,
     FirehoseMinuteSessionSink,
     pack_lines,
     record_batches,
 )
-from clickstream.adapters.aws.s3 import gap_sessions_key
 from clickstream.core.sessions import UnwritableCsvValue, gap_sessions, minute_sessions
 from tests.factories import at, make_event
 from tests.support.sessionizer import SHARD, T0
@@ -167,10 +169,80 @@ def test_firehose_sink_gives_up_after_its_attempts() -> None:
     assert len(client.calls) == 3
 
 
-def test_gap_sessions_key_depends_on_the_content_only() -> None:
-    # GIVEN closed sessions ending at 14:59
-    sessions = gap_sessions([make_event(T0), make_event(T0 + timedelta(minutes=59))])
-    # WHEN keyed THEN the hour is that of the latest end
-    assert gap_sessions_key(sessions, SHARD, "10", "20") == (
-        f"sessions/2026/03/07/14/{SHARD}-10-20.jsonl"
+def test_gap_sink_sends_each_session_as_one_compact_json_line() -> None:
+    # GIVEN a closed session whose exit page has an accented url, and a stream that accepts all
+    sessions = gap_sessions(
+        [
+            make_event(T0, custid=7, url="beer_vitrine_nav"),
+            make_event(T0 + timedelta(seconds=90, microseconds=250), custid=7, url="bière"),
+        ]
     )
+    client = FlakyFirehose(refusals=0)
+    sink = FirehoseGapSessionSink(client, "sessions", sleep=lambda _: None)
+    # WHEN the commit that closed it delivers it
+    sink.put(sessions, SHARD, "10", "20")
+    # THEN one record carries its line: compact JSON in the field order of sessions/, non-ASCII
+    # escaped, the timestamps as events write them, ending with a newline
+    assert client.calls == [
+        [
+            b'{"session_id":"7_bro_1772892000000000","custid":7,"device":"browser",'
+            b'"start":"2026-03-07T14:00:00.000000","end":"2026-03-07T14:01:30.000250",'
+            b'"trafficfrom":"google","entry_url":"beer_vitrine_nav","exit_url":"bi\\u00e8re",'
+            b'"page_count":2,"duration_seconds":90.00025,"reached_checkout":false}\n'
+        ]
+    ]
+    assert json.loads(client.calls[0][0]) == sessions[0].to_dict()
+
+
+def test_gap_sink_packs_the_sessions_of_a_put_in_order_and_sends_nothing_for_none() -> None:
+    # GIVEN the sessions of 2,000 customers (about 500 KB of JSON lines)
+    sessions = gap_sessions([make_event(T0, custid=n) for n in range(1, 2001)])
+    lines = [session.to_json_line().encode() for session in sessions]
+    client = FlakyFirehose(refusals=0)
+    sink = FirehoseGapSessionSink(client, "sessions", sleep=lambda _: None)
+    # WHEN a commit delivers them, and another commit closes nothing
+    sink.put(sessions, SHARD, "1", "500")
+    sink.put([], SHARD, "501", "900")
+    # THEN one call carries one record holding every line once, in order
+    assert client.calls == [[b"".join(lines)]]
+    # WHEN the records are limited to 100,000 bytes
+    limited = FlakyFirehose(refusals=0)
+    FirehoseGapSessionSink(limited, "sessions", max_record_bytes=100_000).put(
+        sessions, SHARD, "1", "500"
+    )
+    # THEN the lines fill as few records as fit, and read back whole and in order
+    (records,) = limited.calls
+    assert len(records) == -(-sum(map(len, lines)) // 100_000)
+    assert all(len(record) <= 100_000 for record in records)
+    assert b"".join(records).splitlines(keepends=True) == lines
+
+
+def test_gap_sink_sends_a_refused_record_again_whole_and_a_repeated_put_again() -> None:
+    # GIVEN the sessions of four customers, records of at most two lines, and a stream that
+    # refuses the first record of the first call
+    sessions = gap_sessions([make_event(T0, custid=n) for n in range(1, 5)])
+    lines = [session.to_json_line().encode() for session in sessions]
+    limit = max(len(lines[n]) + len(lines[n + 1]) for n in range(3)) + 1
+    client = FlakyFirehose()
+    sink = FirehoseGapSessionSink(client, "sessions", sleep=lambda _: None, max_record_bytes=limit)
+    # WHEN delivered
+    sink.put(sessions, SHARD, "1", "4")
+    # THEN the refused record is sent again whole, and every session is accepted once
+    records = [lines[0] + lines[1], lines[2] + lines[3]]
+    assert client.calls == [records, records[:1]]
+    accepted = b"".join(client.calls[0][1:] + client.calls[1])
+    assert sorted(accepted.splitlines(keepends=True)) == sorted(lines)
+    # WHEN the same commit delivers them again (it crashed before committing)
+    sink.put(sessions, SHARD, "1", "4")
+    # THEN they are sent again, with the same ids: delivery is at least once
+    assert client.calls[2] == records
+
+
+def test_gap_sink_gives_up_after_its_attempts() -> None:
+    # GIVEN a stream that always refuses
+    client = FlakyFirehose(refusals=99)
+    sink = FirehoseGapSessionSink(client, "sessions", max_attempts=2, sleep=lambda _: None)
+    # WHEN delivering THEN it raises, naming the stream, after two calls
+    with pytest.raises(DeliveryFailed, match="refused by sessions after 2 attempts"):
+        sink.put(gap_sessions([make_event(T0)]), SHARD, "1", "1")
+    assert len(client.calls) == 2

@@ -48,6 +48,7 @@ ENVIRONMENT = {
     "STREAM_NAME": "stream",
     "QUARANTINE_BUCKET": "lake",
     "AGGREGATED_DELIVERY_STREAM": "aggregated",
+    "SESSIONS_DELIVERY_STREAM": "sessions",
     "LAKE_BUCKET": "lake",
 }
 

@@ -93,7 +93,11 @@ def test_table_columns_follow_the_domain_records(project: Template) -> None:
 
 @pytest.mark.parametrize(
     ("name", "delivery"),
-    [("rawdata", "RawDeliveryStream"), ("aggregated", "AggregatedDeliveryStream")],
+    [
+        ("rawdata", "RawDeliveryStream"),
+        ("aggregated", "AggregatedDeliveryStream"),
+        ("sessions", "SessionsDeliveryStream"),
+    ],
 )
 def test_raw_tables_project_the_partitions_firehose_writes(
     project: Template, name: str, delivery: str
@@ -118,7 +122,7 @@ def test_sessions_table_projects_the_hourly_layout(project: Template) -> None:
     # GIVEN the gap-sessions table over the raw bucket
     parameters = table(project, "sessions")["Parameters"]
     raw = project.physical_id("RawBucket")
-    # THEN its partitions are the YYYY/MM/DD/HH/ folders the sessionizer writes, two digits each
+    # THEN its partitions are the YYYY/MM/DD/HH/ folders Firehose writes, two digits each
     assert parameters["storage.location.template"] == (
         f"s3://{raw}/sessions/${{year}}/${{month}}/${{day}}/${{hour}}/"
     )

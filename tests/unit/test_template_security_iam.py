@@ -345,9 +345,11 @@ def test_a_role_attaching_aws_glue_service_role_fails_the_checks(template: dict[
 def test_a_function_without_role_gets_the_managed_policies_sam_attaches(
     template: dict[str, Any],
 ) -> None:
-    # GIVEN a copy of the template whose window counter has no Role, so SAM creates one
+    # GIVEN a copy of the template whose window counter has no Role, so SAM creates one, and
+    # traces actively (ConsumerTracing=Active)
     modified = copy.deepcopy(template)
     del modified["Resources"]["WindowCounterFunction"]["Properties"]["Role"]
+    modified["Resources"]["WindowCounterFunction"]["Properties"]["Tracing"] = "Active"
     # WHEN its permission statements are collected
     actions = {
         action
@@ -355,7 +357,7 @@ def test_a_function_without_role_gets_the_managed_policies_sam_attaches(
         if owner == "WindowCounterFunction"
         for action in as_list(statement["Action"])
     }
-    # THEN the basic execution role, X-Ray's (Tracing: Active from Globals) and Kinesis's are in
+    # THEN the basic execution role, X-Ray's (Tracing: Active) and Kinesis's are in
     assert {"logs:CreateLogGroup", "xray:GetSamplingRules", "kinesis:ListStreams"} <= actions
     # AND the checks see them: Kinesis reads on every stream, logs on every log group
     assert "WindowCounterFunction: ['kinesis'] on *" in unscoped_data_plane_problems(modified)

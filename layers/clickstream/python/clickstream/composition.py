@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from clickstream.adapters.aws.checkpoints import DynamoCheckpointStore
-from clickstream.adapters.aws.firehose import FirehoseMinuteSessionSink
+from clickstream.adapters.aws.firehose import FirehoseGapSessionSink, FirehoseMinuteSessionSink
 from clickstream.adapters.aws.kinesis import KinesisRecordStream, KinesisShards
-from clickstream.adapters.aws.s3 import S3GapSessionSink, S3QuarantineSink
+from clickstream.adapters.aws.s3 import S3QuarantineSink
 from clickstream.adapters.aws.session_state import DynamoSessionStateStore
 from clickstream.adapters.aws.window_results import DynamoWindowResults
 from clickstream.adapters.aws.window_state import DynamoWindowStateStore
@@ -77,15 +77,17 @@ def window_counter_ports(
 def sessionizer_ports(
     settings: SessionizerSettings, client: ClientFactory = boto3.client
 ) -> SessionizerPorts:
-    """DynamoDB checkpoints and open state, Firehose minute rows, S3 gap sessions and quarantine."""
+    """DynamoDB checkpoints and open state, Firehose minute rows and gap sessions, S3 quarantine."""
     clients = shared_clients(client)
-    dynamodb, s3 = clients("dynamodb"), clients("s3")
+    dynamodb, firehose = clients("dynamodb"), clients("firehose")
     return SessionizerPorts(
         checkpoints=DynamoCheckpointStore(dynamodb, settings.state_table),
         state=DynamoSessionStateStore(dynamodb, settings.state_table),
-        minute_sink=FirehoseMinuteSessionSink(clients("firehose"), settings.delivery_stream),
-        gap_sink=S3GapSessionSink(s3, settings.lake_bucket, settings.sessions_prefix),
-        quarantine=S3QuarantineSink(s3, settings.lake_bucket, settings.quarantine_prefix),
+        minute_sink=FirehoseMinuteSessionSink(firehose, settings.delivery_stream),
+        gap_sink=FirehoseGapSessionSink(firehose, settings.sessions_delivery_stream),
+        quarantine=S3QuarantineSink(
+            clients("s3"), settings.lake_bucket, settings.quarantine_prefix
+        ),
     )
 
 

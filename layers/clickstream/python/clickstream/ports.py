@@ -18,6 +18,7 @@ from clickstream.core.records import RejectedRecord
 from clickstream.core.search_documents import Action
 from clickstream.core.session_state import KeyChange, KeyState
 from clickstream.core.sessions import GapSession, MinuteSession, SessionKey
+from clickstream.core.shard_map import ShardMap
 from clickstream.core.window_counting import ResultRow, ShardBatchResult, WindowValue
 
 # --- Checkpoints and stream shards ------------------------------------------------------------
@@ -140,13 +141,15 @@ class MinuteSessionSink(ABC):
 
 
 class GapSessionSink(ABC):
-    """Where closed gap sessions go (S3 ``sessions/``)."""
+    """Where closed gap sessions go (Firehose to ``sessions/``)."""
 
     @abstractmethod
     def put(
         self, sessions: Sequence[GapSession], shard_id: str, first_seq: str, last_seq: str
     ) -> None:
-        """Store the sessions closed by one commit, under a key made of its arguments only."""
+        """Deliver the sessions closed by one commit, at least once (a repeated commit delivers
+        them again, with the same ``session_id``); the shard and the sequence numbers name the
+        commit. Raises if it cannot."""
 
 
 # --- Quarantine -------------------------------------------------------------------------------
@@ -165,11 +168,22 @@ class QuarantineSink(ABC):
 
 @dataclass(frozen=True, slots=True)
 class StreamRecord:
-    """One record to put: its bytes, its partition key and, for reporting, its event id."""
+    """One record to put: its bytes, its partition key and, for reporting, its event id(s).
+
+    A packed record holds several events' lines: ``packed_event_ids`` names them all, and
+    ``explicit_hash_key`` sends it to the shard they hash to.
+    """
 
     data: bytes
     partition_key: str
     event_id: str | None = None
+    packed_event_ids: tuple[str, ...] = ()
+    explicit_hash_key: str | None = None
+
+    @property
+    def event_ids(self) -> tuple[str | None, ...]:
+        """The events the record holds, for reporting: one entry per event."""
+        return self.packed_event_ids or (self.event_id,)
 
 
 @dataclass(frozen=True)
@@ -194,6 +208,11 @@ class RecordStream(ABC):
 
         Raises when the whole call fails (throttling, network, missing stream...).
         """
+
+    def shard_map(self) -> ShardMap | None:
+        """The open shards' hash key ranges, for packing events per shard; None when unknown
+        (then every event is its own record)."""
+        return None
 
 
 # --- Search index -----------------------------------------------------------------------------

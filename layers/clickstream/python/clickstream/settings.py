@@ -94,8 +94,10 @@ class SessionizerSettings:
     state_table: str
     stream_name: str
     delivery_stream: str
+    """``AGGREGATED_DELIVERY_STREAM``: the Firehose stream of the per-minute rows."""
+    sessions_delivery_stream: str
+    """``SESSIONS_DELIVERY_STREAM``: the Firehose stream of the gap sessions."""
     lake_bucket: str
-    sessions_prefix: str
     quarantine_prefix: str
     allowed_lateness: timedelta
     idle_timeout: timedelta
@@ -116,8 +118,8 @@ class SessionizerSettings:
             state_table=required(env, state_table_variable),
             stream_name=required(env, "STREAM_NAME"),
             delivery_stream=required(env, "AGGREGATED_DELIVERY_STREAM"),
+            sessions_delivery_stream=required(env, "SESSIONS_DELIVERY_STREAM"),
             lake_bucket=required(env, "LAKE_BUCKET"),
-            sessions_prefix=env.get("SESSIONS_PREFIX", "sessions/"),
             quarantine_prefix=env.get("QUARANTINE_PREFIX", "quarantine/sessionizer/"),
             allowed_lateness=seconds(env, "ALLOWED_LATENESS_SECONDS", 30),
             idle_timeout=seconds(env, "IDLE_TIMEOUT_SECONDS", 60),

@@ -1,10 +1,11 @@
 """The one inbound adapter: a Lambda Kinesis event into parsed records, grouped by shard.
 
-Every consumer reads its batch here. Each record's data is decoded from base64 and parsed ONCE
-into a :class:`~clickstream.core.records.ParsedRecord` (its event, or its rejection with the
-reason), so no consumer parses again. Here every consumer also gets the clock-skew check: an event
-more than ``max_clock_skew`` ahead of its record's ``approximateArrivalTimestamp`` is rejected
-(:func:`clickstream.core.records.parse_record`).
+Every consumer reads its batch here. Each record's data is decoded from base64, split into its
+events (a record may pack several JSON lines, :func:`clickstream.core.records.split_record`) and
+each event parsed ONCE into a :class:`~clickstream.core.records.ParsedRecord` (its event, or its
+rejection with the reason), so no consumer parses again. Here every consumer also gets the
+clock-skew check: an event more than ``max_clock_skew`` ahead of its record's
+``approximateArrivalTimestamp`` is rejected (:func:`clickstream.core.records.parse_record`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from clickstream.core.records import (
     ShardRecord,
     parse_record,
     rejected,
+    split_record,
 )
 
 UNKNOWN_SHARD = "unknown-shard"
@@ -29,12 +31,13 @@ NOT_BASE64 = "record data is not valid base64"
 
 def parse_lambda_record(
     record: Mapping[str, Any], max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
-) -> ParsedRecord:
-    """Read ``{"eventID": "<shard>:<seq>", "kinesis": {"data", "sequenceNumber", ...}}``.
+) -> list[ParsedRecord]:
+    """Read ``{"eventID": "<shard>:<seq>", "kinesis": {"data", "sequenceNumber", ...}}``: its
+    events, in order, one per line of a packed record.
 
-    Data that is not valid base64 is rejected (kept as text, undecoded) without parsing. An event
-    more than ``max_clock_skew`` ahead of ``approximateArrivalTimestamp`` is rejected; a record
-    without that field (never one Lambda delivers) is not skew-checked.
+    Data that is not valid base64 is rejected whole (kept as text, undecoded) without parsing.
+    An event more than ``max_clock_skew`` ahead of ``approximateArrivalTimestamp`` is rejected; a
+    record without that field (never one Lambda delivers) is not skew-checked.
     """
     kinesis = record["kinesis"]
     arrival = kinesis.get("approximateArrivalTimestamp")
@@ -46,15 +49,16 @@ def parse_lambda_record(
         data = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
         text = str(raw).encode("utf-8", "replace")
-        return rejected(ShardRecord(shard_id, sequence_number, text, moment), NOT_BASE64)
-    return parse_record(ShardRecord(shard_id, sequence_number, data, moment), max_clock_skew)
+        return [rejected(ShardRecord(shard_id, sequence_number, text, moment), NOT_BASE64)]
+    whole = ShardRecord(shard_id, sequence_number, data, moment)
+    return [parse_record(event, max_clock_skew) for event in split_record(whole)]
 
 
 def parse_lambda_records(
     records: Iterable[Mapping[str, Any]], max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
 ) -> list[ParsedRecord]:
-    """:func:`parse_lambda_record` of each record, in the event's order."""
-    return [parse_lambda_record(record, max_clock_skew) for record in records]
+    """:func:`parse_lambda_record` of each record: every event, in the Lambda event's order."""
+    return [parsed for record in records for parsed in parse_lambda_record(record, max_clock_skew)]
 
 
 def records_by_shard(

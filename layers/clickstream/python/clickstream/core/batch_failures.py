@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from clickstream.core.records import record_sequence_number
+
 _T = TypeVar("_T")
 
 
@@ -74,14 +76,14 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
-def partial_batch_response(sequence_numbers: Iterable[str]) -> dict[str, list[dict[str, str]]]:
+def partial_batch_response(positions: Iterable[str]) -> dict[str, list[dict[str, str]]]:
     """The Lambda partial batch response (``ReportBatchItemFailures``) naming these records.
 
     Lambda retries a shard from the lowest sequence number named, so a consumer names the first
-    record of each shard it did not finish; an empty list means the whole batch is done.
+    record of each shard it did not finish; an empty list means the whole batch is done. An
+    event of a packed record is named by its Kinesis record (:func:`record_sequence_number`):
+    the retry starts at that record's first event, and the events before the failed one are
+    then skipped as already applied.
     """
-    return {
-        "batchItemFailures": [
-            {"itemIdentifier": sequence_number} for sequence_number in sequence_numbers
-        ]
-    }
+    named = dict.fromkeys(record_sequence_number(position) for position in positions)
+    return {"batchItemFailures": [{"itemIdentifier": sequence_number} for sequence_number in named]}

@@ -22,11 +22,17 @@ from clickstream.core.windows import advance_idle, from_micros, to_micros
 
 SEQUENCE_WIDTH = 64
 """Sequence numbers (decimal strings, up to 56 digits on Kinesis) are compared zero-padded."""
+LINE_WIDTH = 7
+"""Lines of a packed record (a record holds at most 1 MiB) are compared zero-padded too."""
 
 
 def sequence_key(sequence_number: str) -> str:
-    """A form of a Kinesis sequence number that sorts as the number does."""
-    return sequence_number.zfill(SEQUENCE_WIDTH)
+    """A form of an event's position that sorts as positions do: by the Kinesis sequence number,
+    then by the line in a packed record (``<sequence number>.<line>``,
+    :func:`clickstream.core.records.event_position`); line 0 is the bare sequence number."""
+    record, _, line = sequence_number.partition(".")
+    key = record.zfill(SEQUENCE_WIDTH)
+    return f"{key}.{line.zfill(LINE_WIDTH)}" if line else key
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,19 @@
 """Stream records as every consumer sees them: the inbound record, its parse, its rejection.
 
-A :class:`ShardRecord` is one Kinesis record (its data already decoded from base64). The inbound
+A :class:`ShardRecord` is one event's record (its data already decoded from base64). The inbound
 adapter parses each record ONCE into a :class:`ParsedRecord`, which holds either the
 :class:`~clickstream.core.events.Event` or a :class:`RejectedRecord` (the record and the reason),
 so no consumer parses again.
+
+**Packed records.** A Kinesis record may carry several events, one JSON line each, each line
+ending with ``\n`` (the generator packs them: Kinesis bills PUT payload units of 25 KB and
+Firehose bills every record as at least 5 KB). :func:`split_record` makes one record per event.
+The first event keeps the Kinesis sequence number; the event on line ``k`` of the record gets the
+position ``<sequence number>.<k>``, which sorts after it and before the next record
+(:func:`clickstream.core.checkpoints.sequence_key`). Everything downstream (checkpoints, late
+counts, the quarantine) works on these positions; only the Lambda partial batch response maps
+them back to the Kinesis record (:func:`record_sequence_number`). Firehose writes the record's
+bytes as they are, so ``rawdata/`` keeps one event per line either way.
 
 **Clock skew.** A record's ``arrival`` is Kinesis' ``approximateArrivalTimestamp``: the stream's
 clock, which the producer does not control. An event whose ``trans_timestamp`` is more than the
@@ -23,7 +33,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from clickstream.core.events import Event, InvalidEvent, format_timestamp, parse_event
@@ -92,6 +102,36 @@ class ParsedRecord:
     def rejection(self) -> RejectedRecord | None:
         """The rejection, or None when the record is a valid event."""
         return self.outcome if isinstance(self.outcome, RejectedRecord) else None
+
+
+POSITION_SEPARATOR = "."
+"""Between a Kinesis sequence number and the line of an event in a packed record."""
+
+
+def event_position(sequence_number: str, line: int) -> str:
+    """The position of the event on ``line`` of a record: its sequence number for line 0."""
+    return sequence_number if line == 0 else f"{sequence_number}{POSITION_SEPARATOR}{line}"
+
+
+def record_sequence_number(position: str) -> str:
+    """The Kinesis sequence number of the record that holds the event at ``position``."""
+    return position.partition(POSITION_SEPARATOR)[0]
+
+
+def split_record(record: ShardRecord) -> list[ShardRecord]:
+    """One record per event of a Kinesis record: one per line that is not blank.
+
+    A record of one line (with or without its ``\n``), or of none, is returned as it is, so
+    that parsing judges its whole data. Otherwise line ``k`` (counted from 0, blank lines
+    included) becomes a record at :func:`event_position`, with the record's shard and arrival.
+    """
+    lines = [(index, line) for index, line in enumerate(record.data.split(b"\n")) if line.strip()]
+    if len(lines) <= 1:
+        return [record]
+    return [
+        replace(record, sequence_number=event_position(record.sequence_number, index), data=line)
+        for index, line in lines
+    ]
 
 
 def rejected(record: ShardRecord, reason: str) -> ParsedRecord:

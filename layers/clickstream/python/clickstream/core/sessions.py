@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -342,6 +343,11 @@ class GapSession:
             "duration_seconds": self.duration_seconds,
             "reached_checkout": self.reached_checkout,
         }
+
+    def to_json_line(self) -> str:
+        """The session as one compact JSON object (:meth:`to_dict`) ending with ``\\n``: a line
+        of ``sessions/``."""
+        return json.dumps(self.to_dict(), separators=(",", ":")) + "\n"
 
 
 def gap_session_from_events(events: Sequence[Event]) -> GapSession:

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from clickstream.core.checkpoints import CheckpointConflict, ShardCheckpoint
+from clickstream.core.retry import RetryPolicy
 
 MAX_TRANSACTION_ITEMS = 100
 """DynamoDB's limit of actions in one TransactWriteItems call."""
+
+CAPACITY_REASONS = frozenset({"ProvisionedThroughputExceeded", "ThrottlingError"})
+"""Cancellation reasons of a transaction refused for capacity: a provisioned table or index
+beyond its capacity, or an on-demand one while it scales. The transaction wrote nothing."""
+
+TRANSACTION_RETRY = RetryPolicy(max_attempts=8, base_delay=0.05, max_delay=2.0)
+"""Sends of one transaction refused for capacity alone: about 5 s of backoff at most. boto3
+retries a throttled single call itself, but not a cancelled transaction."""
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -64,6 +75,10 @@ def commit(
     updates: Sequence[dict[str, Any]],
     checkpoint: dict[str, Any],
     with_checkpoint: Sequence[dict[str, Any]] = (),
+    *,
+    retry: RetryPolicy = TRANSACTION_RETRY,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
 ) -> None:
     """Apply a batch's state ``updates`` and its conditional ``checkpoint`` put.
 
@@ -73,7 +88,9 @@ def commit(
     that sees it. The updates are idempotent (set unions), so chunks a conflicting batch already
     applied are harmless when the batch is recomputed. The actions ``with_checkpoint`` always go
     in the checkpoint's own transaction, so they commit exactly when it does. A failed
-    checkpoint condition raises CheckpointConflict.
+    checkpoint condition raises CheckpointConflict. A transaction refused for capacity alone is
+    sent again after a full-jitter backoff (``retry``); once that is spent, its ClientError
+    propagates as a failed commit, never as a conflict.
     """
     per_transaction = MAX_TRANSACTION_ITEMS - 1
     last_room = per_transaction - len(with_checkpoint)
@@ -89,13 +106,45 @@ def commit(
         for i in range(0, split, per_transaction)
     ]
     transactions.append([*updates[split:], *with_checkpoint, checkpoint])
+    backoff = rng or random.Random()
     for actions in transactions:
         try:
-            client.transact_write_items(TransactItems=actions)
+            _transact(client, actions, retry, sleep, backoff)
         except ClientError as error:
             if _checkpoint_condition_failed(error, checkpoint_index=len(actions) - 1):
                 raise CheckpointConflict("checkpoint changed since it was read") from error
             raise
+
+
+def _transact(
+    client: Any,
+    actions: list[dict[str, Any]],
+    retry: RetryPolicy,
+    sleep: Callable[[float], None],
+    rng: random.Random,
+) -> None:
+    """One TransactWriteItems, sent again while DynamoDB refuses it for capacity alone."""
+    for attempt in range(1, retry.max_attempts + 1):
+        try:
+            client.transact_write_items(TransactItems=actions)
+            return
+        except ClientError as error:
+            if attempt == retry.max_attempts or not refused_for_capacity(error):
+                raise
+            sleep(retry.delay(attempt, rng))
+
+
+def refused_for_capacity(error: ClientError) -> bool:
+    """A transaction cancelled only because a table or index lacked capacity (throttled).
+
+    Every item's reason is ``None`` or one of :data:`CAPACITY_REASONS`: no condition failed and
+    nothing was written, so the same transaction may be sent again. A cancellation without
+    reasons is not taken for one.
+    """
+    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    codes = {reason.get("Code") for reason in error.response.get("CancellationReasons") or []}
+    return bool(codes & CAPACITY_REASONS) and codes <= CAPACITY_REASONS | {None, "None"}
 
 
 def _guard(checkpoint: dict[str, Any]) -> dict[str, Any]:

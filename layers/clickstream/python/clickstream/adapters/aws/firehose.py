@@ -1,11 +1,17 @@
-"""Per-minute session rows to Firehose (``aggregated/``): CSV lines packed into few records.
+"""The sessionizer's output to Firehose: lines packed into few records, on two delivery streams.
 
-Each row is one RFC 4180 line (:meth:`MinuteSession.to_csv_line`), ending with ``\\n``. Firehose
-bills every record rounded up to 5 KB, so the lines of one ``put`` are packed, in order, into as
-few records as fit its 1,000 KiB record limit (:func:`pack_lines`), and the records are cut into
-PutRecordBatch calls of at most 500 records and 4 MiB (:func:`record_batches`). Firehose
-concatenates records as they are, so the ``aggregated/`` objects hold one row per line, exactly as
-if each line had been its own record. A record Firehose refuses is sent again whole.
+Per-minute rows go to the aggregated stream (``aggregated/``), one RFC 4180 line each
+(:meth:`MinuteSession.to_csv_line`); closed gap sessions go to the sessions stream
+(``sessions/``), one compact JSON line each (:meth:`GapSession.to_json_line`). Every line ends
+with ``\\n``. Both sinks deliver through :class:`FirehoseDelivery`: Firehose bills every record
+rounded up to 5 KB, so the lines of one ``put`` are packed, in order, into as few records as fit
+its 1,000 KiB record limit (:func:`pack_lines`), and the records are cut into PutRecordBatch calls
+of at most 500 records and 4 MiB (:func:`record_batches`). Firehose concatenates records as they
+are, so the objects hold one row or session per line, exactly as if each line had been its own
+record. A record Firehose refuses is sent again whole.
+
+Delivery is at least once: a put repeated after a failure before the commit delivers its lines
+again, under the same ids (``sessionid``, ``session_id``); the readers keep one per id.
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from clickstream.core.sessions import MinuteSession
-from clickstream.ports import MinuteSessionSink
+from clickstream.core.sessions import GapSession, MinuteSession
+from clickstream.ports import GapSessionSink, MinuteSessionSink
 
 FIREHOSE_MAX_RECORDS = 500
 FIREHOSE_MAX_BYTES = 4 * 1024 * 1024
@@ -75,9 +81,9 @@ class DeliveryFailed(RuntimeError):
     """Firehose kept refusing some records after every retry."""
 
 
-class FirehoseMinuteSessionSink(MinuteSessionSink):
-    """One CSV line per row (10 columns, no header, ``\\n``-terminated), the lines of a ``put``
-    packed into records, through PutRecordBatch."""
+class FirehoseDelivery:
+    """Newline-terminated lines to one Direct PUT delivery stream: packed into records, cut into
+    PutRecordBatch calls, each refused record sent again whole, with exponential backoff."""
 
     def __init__(
         self,
@@ -96,14 +102,11 @@ class FirehoseMinuteSessionSink(MinuteSessionSink):
         self.base_delay_seconds = base_delay_seconds
         self.sleep = sleep
 
-    def put(self, rows: Sequence[MinuteSession]) -> None:
-        """Deliver every row; refused records are retried whole, with exponential backoff.
+    def send_lines(self, lines: Sequence[bytes]) -> None:
+        """Deliver every line; a line over the record limit fails the call with nothing sent.
 
-        Every row becomes its line, and the lines their records, before anything is sent: a row
-        that cannot be written (``UnwritableCsvValue``) or a line over the record limit fails
-        the call with nothing delivered.
+        ``DeliveryFailed`` when Firehose still refuses records after ``max_attempts`` calls.
         """
-        lines = [row.to_csv_line().encode("utf-8") for row in rows]
         for batch in record_batches(pack_lines(lines, self.max_record_bytes)):
             self._deliver(batch)
 
@@ -130,3 +133,29 @@ class FirehoseMinuteSessionSink(MinuteSessionSink):
             f"{len(pending)} records refused by {self.delivery_stream} "
             f"after {self.max_attempts} attempts"
         )
+
+
+class FirehoseMinuteSessionSink(FirehoseDelivery, MinuteSessionSink):
+    """One CSV line per row (10 columns, no header, ``\\n``-terminated) to the aggregated stream,
+    the lines of a ``put`` packed into records."""
+
+    def put(self, rows: Sequence[MinuteSession]) -> None:
+        """Deliver every row.
+
+        Every row becomes its line, and the lines their records, before anything is sent: a row
+        that cannot be written (``UnwritableCsvValue``) or a line over the record limit fails
+        the call with nothing delivered.
+        """
+        self.send_lines([row.to_csv_line().encode("utf-8") for row in rows])
+
+
+class FirehoseGapSessionSink(FirehoseDelivery, GapSessionSink):
+    """One compact JSON line per closed gap session to the sessions stream, the lines of a
+    ``put`` packed into records. Firehose names the objects by arrival time, so the commit's
+    shard and sequence numbers name none here."""
+
+    def put(
+        self, sessions: Sequence[GapSession], shard_id: str, first_seq: str, last_seq: str
+    ) -> None:
+        """Deliver every session (at least once: a repeated commit sends them again)."""
+        self.send_lines([session.to_json_line().encode("utf-8") for session in sessions])

@@ -12,6 +12,7 @@ from typing import Any
 
 from botocore.client import BaseClient
 
+from clickstream.core.shard_map import HashRange, ShardMap
 from clickstream.ports import PutOutcome, RecordStream, StreamRecord, StreamShards
 
 
@@ -32,10 +33,7 @@ class KinesisRecordStream(RecordStream):
         if not records:
             return []
         response = self._client.put_records(
-            StreamName=self._stream_name,
-            Records=[
-                {"Data": record.data, "PartitionKey": record.partition_key} for record in records
-            ],
+            StreamName=self._stream_name, Records=[_entry(record) for record in records]
         )
         entries = response["Records"]
         if len(entries) != len(records):
@@ -43,6 +41,32 @@ class KinesisRecordStream(RecordStream):
                 f"PutRecords answered {len(entries)} entries for {len(records)} records"
             )
         return [_outcome(entry) for entry in entries]
+
+    def shard_map(self) -> ShardMap:
+        """The open shards' hash key ranges, through ListShards (closed parents left out)."""
+        ranges: list[HashRange] = []
+        arguments: dict[str, Any] = {"StreamName": self._stream_name}
+        while True:
+            page = self._client.list_shards(**arguments)
+            for shard in page["Shards"]:
+                if "EndingSequenceNumber" in shard["SequenceNumberRange"]:
+                    continue
+                keys = shard["HashKeyRange"]
+                ranges.append(
+                    HashRange(
+                        int(keys["StartingHashKey"]), int(keys["EndingHashKey"]), shard["ShardId"]
+                    )
+                )
+            if not page.get("NextToken"):
+                return ShardMap(ranges)
+            arguments = {"NextToken": page["NextToken"]}
+
+
+def _entry(record: StreamRecord) -> dict[str, Any]:
+    entry: dict[str, Any] = {"Data": record.data, "PartitionKey": record.partition_key}
+    if record.explicit_hash_key is not None:
+        entry["ExplicitHashKey"] = record.explicit_hash_key
+    return entry
 
 
 def _outcome(entry: dict[str, str]) -> PutOutcome:
