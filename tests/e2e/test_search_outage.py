@@ -20,6 +20,7 @@ from clickstream.adapters.aws.kinesis import KinesisRecordStream
 from clickstream.core.search_documents import INDEX_PATTERN
 from clickstream.generator import generate, send_events
 from clickstream_analytics.reconcile import search_document_count, search_document_ids
+from clickstream_analytics.shard_reader import ShardReader, list_shard_ids
 from clickstream_local.aws import register_search_domain
 from clickstream_local.moto_server import stop_process
 from clickstream_local.opensearch import start_opensearch
@@ -52,15 +53,12 @@ def kinesis_record_count(state: StackState) -> int:
     kinesis = state.client("kinesis")
     stream = state.template().resource("ClickstreamStream").physical_id
     count = 0
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
+    for shard_id in list_shard_ids(kinesis, stream):
+        reader = ShardReader(kinesis, stream, shard_id, starting_position="TRIM_HORIZON")
         while True:
-            page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            count += len(page["Records"])
-            iterator = page["NextShardIterator"]
-            if page["MillisBehindLatest"] == 0 and not page["Records"]:
+            batch, behind = reader.read(10_000)
+            count += len(batch)
+            if not batch and behind == 0:
                 break
     return count
 
